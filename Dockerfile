@@ -1,0 +1,22 @@
+# Empathy Copilot server image: onnxruntime serving, no torch, runs offline.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HOST=0.0.0.0 PORT=8000
+
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+COPY copilot/ copilot/
+COPY prompts/ prompts/
+COPY index/ index/
+COPY wsgi.py .
+
+RUN useradd --system --uid 10001 --home-dir /app copilot && mkdir -p /app/instance && chown copilot /app/instance
+USER copilot
+
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=3s --start-period=20s \
+  CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/readyz', timeout=2)"
+CMD ["python", "wsgi.py"]

@@ -1,0 +1,36 @@
+"""Commands: `python -m copilot token ...` prints a signed token; `python -m copilot serve` runs the server."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from copilot.security import DEFAULT_TTL_S, ROLES, Tokens, load_secret
+from copilot.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m copilot")
+    commands = parser.add_subparsers(dest="command", required=True)
+    token = commands.add_parser("token", help="print a signed token for a tenant, role and agent")
+    token.add_argument("--tenant", required=True)
+    token.add_argument("--role", choices=ROLES, default="agent")
+    token.add_argument("--agent", required=True)
+    token.add_argument("--ttl", type=int, default=DEFAULT_TTL_S, help="seconds until it expires")
+    commands.add_parser("serve", help="run the server on HOST:PORT (the embedded default needs no Redis)")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    if args.command == "token":
+        tokens = Tokens(load_secret(settings.secret, settings.instance_dir))
+        try:
+            print(tokens.issue(args.tenant, args.role, args.agent, ttl_s=args.ttl))
+        except ValueError as error:
+            parser.error(str(error))
+        return 0
+    from copilot import create_app, run
+
+    run(create_app(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

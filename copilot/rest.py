@@ -1,0 +1,51 @@
+"""REST transport: health, readiness, one-off cue analysis, and the app-wide JSON error handlers."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from copilot.errors import CopilotError, InvalidPayload, TextTooLong, error_body
+
+api = Blueprint("api", __name__)
+
+
+@api.app_errorhandler(CopilotError)
+def copilot_error(error: CopilotError):
+    return jsonify(error_body(error)), error.status
+
+
+@api.app_errorhandler(HTTPException)
+def http_error(error: HTTPException):
+    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+            400: "bad_request"}.get(error.code or 500, "http_error")
+    return jsonify({"ok": False, "error": {"code": code, "message": error.description}}), error.code
+
+
+@api.get("/healthz")
+def healthz():
+    """The process is up."""
+    return jsonify({"ok": True})
+
+
+@api.get("/readyz")
+def readyz():
+    """The model answers and the library store is reachable."""
+    detector = current_app.extensions["copilot.detector"]
+    detector.model.encode(["ready"])
+    checks = {"model": True, "store": current_app.extensions["copilot.library"].store.ping()}
+    return jsonify({"ok": all(checks.values()), "checks": checks}), 200 if all(checks.values()) else 503
+
+
+@api.post("/api/v1/cues")
+def analyse_text():
+    """Cues, spans and emotions for one text: {"text": "..."}."""
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict) or not isinstance(payload.get("text"), str):
+        raise InvalidPayload("body must be a JSON object with a string field 'text'")
+    text = payload["text"]
+    limit = current_app.config["COPILOT_SETTINGS"].max_text_chars
+    if len(text) > limit:
+        raise TextTooLong(f"text is {len(text)} characters; the limit is {limit}")
+    analysis = current_app.extensions["copilot.detector"].analyse(text)
+    return jsonify({"ok": True, "cues": [h.as_dict() for h in analysis.cues],
+                    "emotions": {k: round(v, 4) for k, v in analysis.emotions.items()}})

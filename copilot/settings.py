@@ -1,0 +1,90 @@
+"""One frozen Settings object, read once from the environment, with defaults and validation."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Mapping
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class InvalidSetting(ValueError):
+    """An environment variable holds a value the server cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the server; the README's settings table documents each one."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    model_dir: Path = ROOT / "index" / "model"
+    model_threads: int = 1
+    max_text_chars: int = 4000
+    instance_dir: Path = ROOT / "instance"
+    secret: str = ""
+    redis_url: str = ""
+    allowed_origins: tuple[str, ...] = ("http://127.0.0.1:8000", "http://localhost:8000")
+    max_body_bytes: int = 5 * 1024 * 1024
+    library_sync_ms: int = 250
+
+    @property
+    def library_db(self) -> Path:
+        """The embedded library store (used when redis_url is empty)."""
+        return self.instance_dir / "library.sqlite3"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Build settings from environment variables (HOST, PORT, COPILOT_*)."""
+        env = os.environ if env is None else env
+        names = ENV_NAMES
+        values = {}
+        for field in fields(cls):
+            raw = env.get(names[field.name])
+            if raw is None or raw == "":
+                continue
+            values[field.name] = _convert(names[field.name], raw, field.default)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise InvalidSetting for values out of range."""
+        if not 0 < self.port < 65536:
+            raise InvalidSetting(f"PORT must be 1-65535, got {self.port}")
+        if self.model_threads < 1:
+            raise InvalidSetting("COPILOT_MODEL_THREADS must be at least 1")
+        if self.max_text_chars < 1:
+            raise InvalidSetting("COPILOT_MAX_TEXT_CHARS must be at least 1")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise InvalidSetting("REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.max_body_bytes < 1024:
+            raise InvalidSetting("COPILOT_MAX_BODY_BYTES must be at least 1024")
+        if self.library_sync_ms < 0:
+            raise InvalidSetting("COPILOT_LIBRARY_SYNC_MS must not be negative")
+
+
+ENV_NAMES = {
+    "host": "HOST", "port": "PORT", "model_dir": "COPILOT_MODEL_DIR", "model_threads": "COPILOT_MODEL_THREADS",
+    "max_text_chars": "COPILOT_MAX_TEXT_CHARS", "instance_dir": "COPILOT_INSTANCE_DIR", "secret": "COPILOT_SECRET",
+    "redis_url": "REDIS_URL", "allowed_origins": "COPILOT_ALLOWED_ORIGINS", "max_body_bytes": "COPILOT_MAX_BODY_BYTES",
+    "library_sync_ms": "COPILOT_LIBRARY_SYNC_MS",
+}
+
+
+def _convert(name: str, raw: str, default):
+    if isinstance(default, bool):
+        if raw.lower() not in {"1", "0", "true", "false", "yes", "no"}:
+            raise InvalidSetting(f"{name} must be true or false, got {raw!r}")
+        return raw.lower() in {"1", "true", "yes"}
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise InvalidSetting(f"{name} must be an integer, got {raw!r}") from None
+    if isinstance(default, Path):
+        return Path(raw)
+    if isinstance(default, tuple):
+        return tuple(item.strip().rstrip("/") for item in raw.split(",") if item.strip())
+    return raw

@@ -1,0 +1,111 @@
+"""Shared fixtures: the committed model, a real Redis server on a free port, and live servers on loopback."""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+GOEMOTIONS = ROOT.parent / "shared" / "data" / "goemotions"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def detector():
+    """The real cue detector over index/model (onnxruntime, no torch)."""
+    from copilot.cues import load_detector
+
+    return load_detector()
+
+
+class RedisServer:
+    """A redis-server process of our own, on loopback, with no persistence files left behind."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed; run the README test command, which installs it")
+        self.port = free_port()
+        self.workdir = workdir
+        self.process = None
+        self.binary = binary
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
+             "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "yes"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """A clean database on the session's Redis server."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+class LiveServer:
+    """A Flask app served by werkzeug on a loopback port, in a thread."""
+
+    def __init__(self, app) -> None:
+        from werkzeug.serving import make_server
+
+        self.app = app
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def make_settings(tmp_path):
+    """Settings for a test server: its own instance folder and secret."""
+    from copilot.settings import Settings
+
+    def build(**overrides):
+        values = {"instance_dir": tmp_path / "instance", "secret": "test-secret", "library_sync_ms": 50}
+        values.update(overrides)
+        return Settings(**values)
+    return build
