@@ -1,0 +1,13 @@
+"""Cue detection: the taxonomy, the ONNX model adapter, the phrase detectors and their command line."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def load_detector(folder: Path | None = None, threads: int = 1, occlusion: bool = True):
+    """The cue detector over the committed model folder (index/model unless given)."""
+    from copilot.cues.detector import CueDetector, Thresholds
+    from copilot.cues.model import DEFAULT_MODEL_DIR, CueModel, read_thresholds
+
+    folder = Path(folder or DEFAULT_MODEL_DIR)
+    return CueDetector(CueModel(folder, threads=threads), Thresholds.from_dict(read_thresholds(folder)), occlusion)

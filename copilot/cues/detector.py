@@ -1,0 +1,98 @@
+"""Turn texts into cues: one model pass for the emotional cues, phrase detectors for the conversational ones.
+
+Emotional cues fire on the model's score against a dev-tuned threshold. Our evidence lexicon explains the
+decision with spans, and may lower the bar to `support` times the threshold where the words are explicit (the
+factor is tuned on GoEmotions dev too). When the model fires and no evidence word is found, the spans come from
+batched occlusion: the words whose removal lowers the cue score most.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from copilot.cues import lexicon
+from copilot.cues.taxonomy import CONVERSATION_CUES, EMOTION_CUES, Analysis, CueHit, Span, order_hits
+
+OCCLUSION_MAX_WORDS = 40
+
+
+class Encoder(Protocol):
+    """What the detector needs of the model adapter."""
+
+    labels: list[str]
+
+    def encode(self, texts: list[str]): ...
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Per-cue thresholds on the cue score and the lexicon support factor, tuned on GoEmotions dev."""
+
+    cues: dict[str, float]
+    support: float
+    labels: dict[str, float]
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Thresholds":
+        """Read the thresholds.json layout."""
+        return cls(dict(data["cues"]), float(data["support"]), dict(data["labels"]))
+
+
+def cue_scores(emotions: np.ndarray, labels: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per emotional cue, the highest probability among its labels (works on one row or a batch)."""
+    index = {name: i for i, name in enumerate(labels)}
+    return {cue: emotions[..., [index[l] for l in names]].max(-1) for cue, names in EMOTION_CUES.items()}
+
+
+def fires(score: float, threshold: float, has_evidence: bool, support: float) -> bool:
+    """The firing rule for an emotional cue."""
+    return score >= threshold or (has_evidence and score >= support * threshold)
+
+
+class CueDetector:
+    """Analyse texts with one model pass each batch plus the phrase detectors."""
+
+    def __init__(self, model: Encoder, thresholds: Thresholds, occlusion: bool = True) -> None:
+        self.model = model
+        self.thresholds = thresholds
+        self.occlusion = occlusion
+
+    def analyse(self, text: str) -> Analysis:
+        """Cues, emotions and embedding for one text."""
+        return self.analyse_many([text])[0]
+
+    def analyse_many(self, texts: list[str]) -> list[Analysis]:
+        """Cues, emotions and embeddings for a batch of texts, in one forward pass."""
+        encoded = self.model.encode(list(texts))
+        scores = cue_scores(encoded.emotions, self.model.labels)
+        results = []
+        for row, text in enumerate(texts):
+            evidence = lexicon.find_spans(text)
+            hits = [CueHit(cue, 1.0, tuple(evidence[cue])) for cue in CONVERSATION_CUES if cue in evidence]
+            for cue in EMOTION_CUES:
+                score = float(scores[cue][row])
+                spans = evidence.get(cue, [])
+                if fires(score, self.thresholds.cues[cue], bool(spans), self.thresholds.support):
+                    if not spans and self.occlusion:
+                        spans = self.occlude(text, cue, score)
+                    hits.append(CueHit(cue, score, tuple(spans)))
+            emotions = {label: float(p) for label, p in zip(self.model.labels, encoded.emotions[row])}
+            results.append(Analysis(text, order_hits(hits), emotions, encoded.embeddings[row]))
+        return results
+
+    def occlude(self, text: str, cue: str, score: float) -> list[Span]:
+        """Spans of the one or two words whose removal lowers the cue's score most (one batched pass)."""
+        words = [(m.start(), m.end()) for m in lexicon.WORD.finditer(text)][:OCCLUSION_MAX_WORDS]
+        if len(words) < 2:
+            return [words[0]] if words else []
+        variants = [text[:s] + text[e:] for s, e in words]
+        encoded = self.model.encode(variants)
+        drops = score - cue_scores(encoded.emotions, self.model.labels)[cue]
+        order = np.argsort(-drops)
+        best = float(drops[order[0]])
+        if best <= 0:
+            return []
+        chosen = [words[i] for i in order[:2] if drops[i] >= 0.5 * best]
+        return lexicon.merge_spans(chosen)

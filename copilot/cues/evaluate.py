@@ -1,0 +1,119 @@
+"""Evaluations of the cue detector: GoEmotions test against the paper's BERT-base, and our customer-service set."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from copilot.cues.detector import CueDetector
+from copilot.cues.goemotions import read_split
+from copilot.cues.metrics import prf, span_scores
+from copilot.cues.taxonomy import CUES, EMOTION_CUES, Span
+from copilot.cues.tune import cue_gold, gold_matrix
+
+# Demszky et al. (ACL 2020), Table 4: BERT-base test F1 per label at threshold 0.3; macro 0.46.
+PAPER_BERT_F1 = {
+    "admiration": 0.65, "amusement": 0.80, "anger": 0.47, "annoyance": 0.34, "approval": 0.36, "caring": 0.39,
+    "confusion": 0.37, "curiosity": 0.54, "desire": 0.49, "disappointment": 0.28, "disapproval": 0.39,
+    "disgust": 0.45, "embarrassment": 0.43, "excitement": 0.34, "fear": 0.60, "gratitude": 0.86, "grief": 0.00,
+    "joy": 0.51, "love": 0.78, "nervousness": 0.35, "optimism": 0.51, "pride": 0.36, "realization": 0.21,
+    "relief": 0.15, "remorse": 0.66, "sadness": 0.49, "surprise": 0.50, "neutral": 0.68,
+}
+PAPER_BERT_MACRO = 0.46
+CS_SET = Path(__file__).resolve().parents[2] / "tests" / "data" / "cs_cues.jsonl"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a metrics table."""
+
+    name: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+def analyse_in_batches(detector: CueDetector, texts: list[str], batch: int = 64) -> list:
+    """Run the detector over many texts in batches."""
+    out = []
+    for start in range(0, len(texts), batch):
+        out.extend(detector.analyse_many(texts[start:start + batch]))
+    return out
+
+
+def rows(names, pred: np.ndarray, gold: np.ndarray) -> list[Row]:
+    """Metrics rows for each column."""
+    p, r, f, s = prf(pred, gold)
+    return [Row(n, float(a), float(b), float(c), int(d)) for n, a, b, c, d in zip(names, p, r, f, s)]
+
+
+def goemotions_report(detector: CueDetector, data_dir: Path) -> dict:
+    """Per-label and per-cue metrics on GoEmotions test, labels at their dev-tuned thresholds."""
+    labels = detector.model.labels
+    test = read_split(data_dir, "test")
+    analyses = analyse_in_batches(detector, [e.text for e in test])
+    probs = np.array([[a.emotions[l] for l in labels] for a in analyses])
+    gold = gold_matrix(test, labels)
+    thresholds = np.array([detector.thresholds.labels[l] for l in labels])
+    label_rows = rows(labels, probs >= thresholds, gold)
+    cue_pred = np.array([[c in a.cue_names for c in EMOTION_CUES] for a in analyses])
+    cue_rows = rows(list(EMOTION_CUES), cue_pred, cue_gold(gold, labels))
+    return {"labels": label_rows, "cues": cue_rows, "examples": len(test)}
+
+
+def read_cs_set(path: Path = CS_SET) -> list[dict]:
+    """Our customer-service set, with gold spans found from each evidence phrase."""
+    items = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    for item in items:
+        item["spans"] = {cue: [phrase_span(item["text"], p) for p in phrases]
+                         for cue, phrases in item.get("evidence", {}).items()}
+    return items
+
+
+def phrase_span(text: str, phrase: str) -> Span:
+    """The first place an evidence phrase stands in its text."""
+    start = text.index(phrase)
+    return start, start + len(phrase)
+
+
+def cs_report(detector: CueDetector, path: Path = CS_SET) -> dict:
+    """Per-cue metrics on our customer-service set, and how well the spans match the hand-labelled ones."""
+    items = read_cs_set(path)
+    analyses = analyse_in_batches(detector, [i["text"] for i in items])
+    gold = np.array([[c in i["cues"] for c in CUES] for i in items])
+    pred = np.array([[c in a.cue_names for c in CUES] for a in analyses])
+    hits, f1s = [], []
+    for item, analysis in zip(items, analyses):
+        for cue, spans in item["spans"].items():
+            hit = analysis.cue(cue)
+            if hit is not None:
+                overlap, f1 = span_scores(hit.spans, spans)
+                hits.append(overlap)
+                f1s.append(f1)
+    errors = [{"id": i["id"], "text": i["text"], "gold": sorted(i["cues"]), "predicted": list(a.cue_names)}
+              for i, a in zip(items, analyses) if set(i["cues"]) != set(a.cue_names)]
+    return {"cues": rows(CUES, pred, gold), "examples": len(items), "span_hit_rate": float(np.mean(hits)),
+            "span_char_f1": float(np.mean(f1s)), "spans_checked": len(hits), "errors": errors}
+
+
+def macro(table: list[Row]) -> float:
+    """Macro-average F1 of a table."""
+    return float(np.mean([r.f1 for r in table]))
+
+
+def format_table(title: str, table: list[Row], paper: dict[str, float] | None = None) -> str:
+    """A fixed-width table, with the paper's F1 beside ours where given."""
+    head = f"{'':16} {'P':>6} {'R':>6} {'F1':>6} {'n':>5}" + (f" {'BERT':>6} {'diff':>6}" if paper else "")
+    lines = [title, head]
+    for r in table:
+        line = f"{r.name:16} {r.precision:6.3f} {r.recall:6.3f} {r.f1:6.3f} {r.support:5d}"
+        if paper:
+            line += f" {paper[r.name]:6.2f} {r.f1 - paper[r.name]:+6.3f}"
+        lines.append(line)
+    lines.append(f"{'macro':16} {np.mean([r.precision for r in table]):6.3f} "
+                 f"{np.mean([r.recall for r in table]):6.3f} {macro(table):6.3f}"
+                 + (f" {PAPER_BERT_MACRO:>12.2f} {macro(table) - PAPER_BERT_MACRO:+6.3f}" if paper else ""))
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""The ONNX cue model adapter: tokenise, run one forward pass, return emotion probabilities and embeddings.
+
+The model is a folder (sentence-transformers style): cues.onnx, tokenizer.json, labels.json, thresholds.json.
+Nothing outside this module imports onnxruntime.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "index" / "model"
+
+
+class ModelNotFound(RuntimeError):
+    """The model folder lacks a file that serving needs."""
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Model outputs for a batch of texts."""
+
+    emotions: np.ndarray  # (n, 28) probabilities
+    embeddings: np.ndarray  # (n, 384) L2-normalised
+
+
+class CueModel:
+    """One ONNX session and its tokenizer; safe to share between threads (onnxruntime sessions are)."""
+
+    def __init__(self, folder: Path = DEFAULT_MODEL_DIR, threads: int = 1, max_tokens: int = 128,
+                 graph: str = "cues.onnx") -> None:
+        folder = Path(folder)
+        for name in (graph, "tokenizer.json", "labels.json"):
+            if not (folder / name).is_file():
+                raise ModelNotFound(f"{folder / name} is missing; see README 'Retraining the cue model'")
+        self.folder = folder
+        self.labels: list[str] = json.loads((folder / "labels.json").read_text())
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_tokens)
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(folder / graph), options, providers=["CPUExecutionProvider"])
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids and attention mask, padded to the longest text in the batch."""
+        batch = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in batch], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
+        return ids, mask
+
+    def encode(self, texts: list[str]) -> Encoded:
+        """Emotion probabilities and sentence embeddings for texts, in one forward pass."""
+        if not texts:
+            return Encoded(np.zeros((0, len(self.labels)), np.float32), np.zeros((0, 384), np.float32))
+        ids, mask = self.tokenize(texts)
+        outputs = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
+        named = dict(zip(self.output_names, outputs))
+        return Encoded(named["emotions"], named["embedding"])
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Sentence embeddings only (same pass; the emotion head costs next to nothing)."""
+        return self.encode(texts).embeddings
+
+
+def read_thresholds(folder: Path = DEFAULT_MODEL_DIR) -> dict:
+    """The dev-tuned thresholds written by `python -m copilot.cues.tune`."""
+    path = Path(folder) / "thresholds.json"
+    if not path.is_file():
+        raise ModelNotFound(f"{path} is missing; run python -m copilot.cues.tune")
+    return json.loads(path.read_text())
+
+
+def default_threads() -> int:
+    """One intra-op thread per session: a server runs many snippets side by side rather than one wide."""
+    return max(1, min(2, os.cpu_count() or 1) // 2)

@@ -1,0 +1,99 @@
+"""Tune thresholds on GoEmotions dev with the exported ONNX graph, and write thresholds.json beside it.
+
+    python -m copilot.cues.tune --goemotions ../shared/data/goemotions [--model index/model]
+
+Per label: the threshold that maximises dev F1. Per emotional cue: the threshold on the cue score together with
+the lexicon support factor (one factor for all cues) that maximise dev macro-F1 of the six cues.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from copilot.cues import lexicon
+from copilot.cues.detector import cue_scores
+from copilot.cues.goemotions import read_split
+from copilot.cues.metrics import THRESHOLD_GRID, best_thresholds, prf
+from copilot.cues.model import DEFAULT_MODEL_DIR, CueModel
+from copilot.cues.taxonomy import EMOTION_CUES
+
+SUPPORT_GRID = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)
+
+
+def encode_all(model: CueModel, texts: list[str], batch: int = 64, progress: bool = True) -> np.ndarray:
+    """Emotion probabilities for many texts, in batches, with a progress line."""
+    out = []
+    for start in range(0, len(texts), batch):
+        out.append(model.encode(texts[start:start + batch]).emotions)
+        if progress and (start // batch) % 20 == 0:
+            print(f"  encoded {min(start + batch, len(texts))}/{len(texts)}", flush=True)
+    return np.concatenate(out)
+
+
+def gold_matrix(examples, labels: list[str]) -> np.ndarray:
+    """0/1 gold labels, examples by labels."""
+    gold = np.zeros((len(examples), len(labels)), dtype=np.int8)
+    for row, example in enumerate(examples):
+        gold[row, list(example.labels)] = 1
+    return gold
+
+
+def cue_gold(gold: np.ndarray, labels: list[str]) -> np.ndarray:
+    """A cue is present when any of its GoEmotions labels is."""
+    index = {name: i for i, name in enumerate(labels)}
+    return np.stack([gold[:, [index[l] for l in names]].max(1) for names in EMOTION_CUES.values()], 1)
+
+
+def evidence_matrix(texts: list[str]) -> np.ndarray:
+    """Whether our evidence lexicon finds words for each emotional cue in each text."""
+    found = [lexicon.find_spans(t) for t in texts]
+    return np.array([[cue in f for cue in EMOTION_CUES] for f in found], dtype=bool)
+
+
+def tune_cues(scores: np.ndarray, evidence: np.ndarray, gold: np.ndarray) -> tuple[dict, float, float]:
+    """Choose per-cue thresholds and the shared support factor by dev macro-F1."""
+    best = (-1.0, None, None)
+    for support in SUPPORT_GRID:
+        thresholds = np.zeros(scores.shape[1])
+        f1s = np.zeros(scores.shape[1])
+        for col in range(scores.shape[1]):
+            grid = THRESHOLD_GRID[None, :]
+            pred = (scores[:, col][:, None] >= grid) | (evidence[:, col][:, None] & (scores[:, col][:, None] >= support * grid))
+            _, _, f1, _ = prf(pred, np.repeat(gold[:, col][:, None], grid.shape[1], 1))
+            pick = int(f1.argmax())
+            thresholds[col], f1s[col] = THRESHOLD_GRID[pick], f1[pick]
+        if f1s.mean() > best[0] + 1e-9:
+            best = (float(f1s.mean()), support, thresholds)
+    macro, support, thresholds = best
+    return {cue: float(t) for cue, t in zip(EMOTION_CUES, thresholds)}, float(support), macro
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--goemotions", type=Path, required=True)
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
+    args = parser.parse_args(argv)
+
+    model = CueModel(args.model, threads=2)
+    dev = read_split(args.goemotions, "dev")
+    texts = [e.text for e in dev]
+    probs = encode_all(model, texts)
+    gold = gold_matrix(dev, model.labels)
+    label_thresholds, label_f1 = best_thresholds(probs, gold)
+    scores = np.stack(list(cue_scores(probs, model.labels).values()), 1)
+    cues, support, cue_macro = tune_cues(scores, evidence_matrix(texts), cue_gold(gold, model.labels))
+    result = {
+        "tuned_on": "GoEmotions dev", "examples": len(dev),
+        "labels": {l: float(t) for l, t in zip(model.labels, label_thresholds)},
+        "cues": cues, "support": support,
+        "dev_macro_f1_labels": round(float(label_f1.mean()), 4), "dev_macro_f1_cues": round(cue_macro, 4),
+    }
+    (args.model / "thresholds.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(f"dev macro-F1: 28 labels {label_f1.mean():.4f}, 6 cues {cue_macro:.4f} (support {support})")
+
+
+if __name__ == "__main__":
+    main()

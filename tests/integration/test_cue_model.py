@@ -1,0 +1,60 @@
+"""The committed ONNX cue model, loaded and run as serving runs it."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+
+def test_model_loads_and_runs_with_torch_unimportable():
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from copilot.cues import load_detector\n"
+            "a = load_detector().analyse('I am so angry, this is the third time I have called')\n"
+            "print(','.join(a.cue_names))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "repeat_contact" in out.stdout and "frustration" in out.stdout
+
+
+def test_one_pass_gives_28_probabilities_and_a_unit_embedding(detector):
+    encoded = detector.model.encode(["where is my parcel?", "thank you so much, that's a relief"])
+    assert encoded.emotions.shape == (2, 28) and encoded.embeddings.shape == (2, 384)
+    assert np.allclose(np.linalg.norm(encoded.embeddings, axis=1), 1.0, atol=1e-4)
+    assert ((encoded.emotions >= 0) & (encoded.emotions <= 1)).all()
+
+
+def test_batched_and_single_inference_agree(detector):
+    texts = ["hi", "I've been waiting three weeks for a refund and nobody answers my emails"]
+    batch = detector.model.encode(texts)
+    for row, text in enumerate(texts):
+        one = detector.model.encode([text])
+        assert np.allclose(one.emotions[0], batch.emotions[row], atol=1e-4)
+        assert np.allclose(one.embeddings[0], batch.embeddings[row], atol=1e-4)
+
+
+@pytest.mark.parametrize("text, cue, words", [
+    ("I'm absolutely furious about this bill", "frustration", "furious"),
+    ("thank you so much, you've been really helpful", "gratitude", "thank you so much"),
+    ("I really don't understand why I was charged twice", "confusion", "don't understand"),
+    ("I'm so worried my card has been used by someone else", "anxiety", "worried"),
+])
+def test_emotional_cue_fires_with_the_words_that_carried_it(detector, text, cue, words):
+    hit = detector.analyse(text).cue(cue)
+    assert hit is not None, detector.analyse(text)
+    assert words in [text[s:e] for s, e in hit.spans]
+
+
+@pytest.mark.parametrize("text", [
+    "where is my parcel?",
+    "can you update my address to 14 elm street please",
+    "what time do you close on saturday",
+])
+def test_plain_requests_raise_no_negative_cue(detector, text):
+    assert detector.analyse(text).cues == ()
+
+
+def test_similar_requests_embed_closer_than_unrelated_ones(detector):
+    a, b, c = detector.model.embed(["my parcel has not arrived yet", "where is my delivery",
+                                    "I would like to change my password"])
+    assert a @ b > a @ c + 0.1

@@ -1,0 +1,34 @@
+"""The REST cue endpoint and health checks, through the Flask app with the real model."""
+import pytest
+
+from copilot import create_app
+from copilot.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def client():
+    return create_app(Settings(max_text_chars=200)).test_client()
+
+
+def test_health_and_readiness_answer_ok(client):
+    assert client.get("/healthz").get_json() == {"ok": True}
+    assert client.get("/readyz").get_json()["ok"] is True
+
+
+def test_cues_endpoint_returns_cues_with_spans(client):
+    body = client.post("/api/v1/cues", json={"text": "I want to cancel my contract today"}).get_json()
+    assert body["ok"] is True
+    assert {"churn_risk", "urgency"} <= {c["cue"] for c in body["cues"]}
+
+
+@pytest.mark.parametrize("payload, code, status", [
+    (None, "invalid_payload", 400),
+    ({"text": 12}, "invalid_payload", 400),
+    ({"words": "hi"}, "invalid_payload", 400),
+    ({"text": "x" * 201}, "text_too_long", 413),
+])
+def test_bad_input_gets_a_coded_error(client, payload, code, status):
+    response = client.post("/api/v1/cues", data="not json" if payload is None else None,
+                           json=payload, content_type="application/json")
+    assert response.status_code == status
+    assert response.get_json()["error"]["code"] == code

@@ -1,0 +1,73 @@
+"""The firing rule and evidence spans of the detector, over a stand-in encoder (pure logic only)."""
+import numpy as np
+
+from copilot.cues.detector import CueDetector, Thresholds, fires
+from copilot.cues.model import Encoded
+
+LABELS = ["anger", "annoyance", "disgust", "disapproval", "disappointment", "confusion", "fear", "nervousness",
+          "sadness", "grief", "gratitude", "relief", "neutral"]
+
+
+class KeywordEncoder:
+    """Gives 'annoyance' 0.9 to any text holding the word 'grr', and 0.05 to everything else."""
+
+    labels = LABELS
+
+    def __init__(self, base=0.05):
+        self.base = base
+        self.calls = 0
+
+    def encode(self, texts):
+        self.calls += 1
+        probs = np.full((len(texts), len(LABELS)), self.base, dtype=np.float32)
+        for row, text in enumerate(texts):
+            if "grr" in text:
+                probs[row, LABELS.index("annoyance")] = 0.9
+        return Encoded(probs, np.zeros((len(texts), 384), dtype=np.float32))
+
+
+THRESHOLDS = Thresholds(cues={c: 0.5 for c in ("frustration", "disappointment", "confusion", "anxiety", "sadness",
+                                                 "gratitude")}, support=0.5, labels={})
+
+
+def test_cue_fires_at_its_threshold_and_not_below():
+    assert fires(0.5, 0.5, False, 0.5)
+    assert not fires(0.49, 0.5, False, 0.5)
+
+
+def test_evidence_words_lower_the_bar_to_the_support_factor():
+    assert fires(0.3, 0.5, True, 0.5)
+    assert not fires(0.2, 0.5, True, 0.5)
+
+
+def test_model_cue_without_lexicon_words_gets_occlusion_spans():
+    detector = CueDetector(KeywordEncoder(), THRESHOLDS)
+    text = "well grr to all of this"
+    hit = detector.analyse(text).cue("frustration")
+    assert hit is not None and [text[s:e] for s, e in hit.spans] == ["grr"]
+
+
+def test_lexicon_spans_are_used_when_they_exist_and_skip_occlusion():
+    encoder = KeywordEncoder()
+    detector = CueDetector(encoder, THRESHOLDS)
+    text = "grr this is ridiculous"
+    hit = detector.analyse(text).cue("frustration")
+    assert [text[s:e] for s, e in hit.spans] == ["ridiculous"]
+    assert encoder.calls == 1
+
+
+def test_weak_model_score_with_no_evidence_fires_nothing():
+    analysis = CueDetector(KeywordEncoder(base=0.3), THRESHOLDS).analyse("where is my parcel")
+    assert analysis.cues == ()
+
+
+def test_conversational_cues_come_with_their_spans_and_full_score():
+    text = "this is the third time I've called"
+    hit = CueDetector(KeywordEncoder(), THRESHOLDS).analyse(text).cue("repeat_contact")
+    assert hit.score == 1.0 and text[hit.spans[0][0]:hit.spans[0][1]] == "third time"
+
+
+def test_a_batch_gives_one_analysis_per_text_in_order():
+    texts = ["grr", "thank you so much", "fine"]
+    analyses = CueDetector(KeywordEncoder(), THRESHOLDS).analyse_many(texts)
+    assert [a.text for a in analyses] == texts

@@ -1,0 +1,86 @@
+"""The explainable phrase detectors: what fires, what negation cancels, and where the spans fall."""
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from copilot.cues.lexicon import find_spans, is_negated, merge_spans
+
+
+def words(text: str, cue: str) -> list[str]:
+    return [text[s:e].lower() for s, e in find_spans(text).get(cue, [])]
+
+
+@pytest.mark.parametrize("text, cue", [
+    ("This is the third time I've called about this", "repeat_contact"),
+    ("I already explained this to your colleague yesterday", "repeat_contact"),
+    ("my broadband is still not working", "repeat_contact"),
+    ("I want to speak to a manager", "escalation_request"),
+    ("I'd like to make a formal complaint", "escalation_request"),
+    ("I'm taking this to the ombudsman", "escalation_request"),
+    ("I want to cancel my contract", "churn_risk"),
+    ("if this isn't fixed today I will cancel my account", "churn_risk"),
+    ("I'm switching to another provider", "churn_risk"),
+    ("I need this sorted today", "urgency"),
+    ("my flight leaves tomorrow and I need the refund asap", "urgency"),
+    ("you're a useless idiot", "abuse"),
+    ("I know where you live", "abuse"),
+    ("my husband passed away last month", "crisis"),
+    ("I've been scammed out of my savings", "crisis"),
+    ("I can't afford food this week", "crisis"),
+    ("sometimes I just want to end it all", "crisis"),
+])
+def test_conversational_cue_fires_on_its_phrases(text, cue):
+    assert cue in find_spans(text)
+
+
+@pytest.mark.parametrize("text, cue", [
+    ("I'm not cancelling, I just want to know my balance", "churn_risk"),
+    ("I don't want to cancel my subscription", "churn_risk"),
+    ("I'm not going to close my account", "churn_risk"),
+    ("no need for a manager, you're doing fine", "escalation_request"),
+    ("I don't want to make a complaint", "escalation_request"),
+    ("it's not urgent", "urgency"),
+    ("I never had a problem before", "repeat_contact"),
+])
+def test_negation_cancels_a_cue(text, cue):
+    assert cue not in find_spans(text)
+
+
+@pytest.mark.parametrize("text, cue", [
+    ("if it isn't fixed by friday I will cancel my account", "churn_risk"),
+    ("it's not working, and I want to speak to a manager", "escalation_request"),
+    ("still not fixed after three weeks", "repeat_contact"),
+    ("you're not very bright, are you", "abuse"),
+])
+def test_negation_does_not_reach_past_a_new_clause_or_into_its_own_evidence(text, cue):
+    assert cue in find_spans(text)
+
+
+def test_spans_cover_the_words_that_carried_the_cue():
+    text = "This is the third time I've called and it's still not fixed"
+    assert words(text, "repeat_contact") == ["third time", "still not fixed"]
+
+
+def test_curly_apostrophes_count_like_straight_ones():
+    assert "churn_risk" not in find_spans("I\u2019m not cancelling my account")
+    assert "confusion" in find_spans("I don\u2019t understand this bill")
+
+
+def test_plain_transactional_request_has_no_conversational_cue():
+    assert find_spans("can you update my address to 14 elm street please") == {}
+
+
+def test_negator_in_an_earlier_clause_does_not_reach():
+    text = "I'm not happy. I want to cancel my contract"
+    assert not is_negated(text, text.index("cancel"))
+
+
+def test_merge_spans_joins_overlapping_and_touching_spans():
+    assert merge_spans([(5, 9), (0, 3), (3, 4), (8, 12)]) == [(0, 4), (5, 12)]
+
+
+@given(st.text(max_size=300))
+def test_spans_always_lie_inside_the_text(text):
+    for spans in find_spans(text).values():
+        for start, end in spans:
+            assert 0 <= start < end <= len(text)
