@@ -49,3 +49,11 @@ def analyse_text():
     analysis = current_app.extensions["copilot.detector"].analyse(text)
     return jsonify({"ok": True, "cues": [h.as_dict() for h in analysis.cues],
                     "emotions": {k: round(v, 4) for k, v in analysis.emotions.items()}})
+
+
+@api.get("/api/v1/openapi.json")
+def openapi_document():
+    """The OpenAPI 3 description of this API."""
+    from copilot.openapi import document
+
+    return jsonify(document())

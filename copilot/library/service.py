@@ -1,0 +1,267 @@
+"""The library service: each tenant's phrasings and FAISS index, kept in step with the store.
+
+Every tenant starts from the shipped library. Edits go to the store in one transaction, then into this worker's
+index incrementally; other workers notice the store's revision moved (checked at most every `sync_interval_s`)
+and apply just the changed phrasings, so an approval reaches every worker within a second without a restart.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from copilot.errors import CopilotError
+from copilot.index import Entry, PhrasingIndex
+from copilot.library.files import dump, parse_rows, read_rows
+from copilot.library.phrasing import InvalidPhrasing, Phrasing, parse_phrasing
+from copilot.library.store import Change, LibraryStore, StaleRevision
+from copilot.security import Identity
+from copilot.suggest import Request, Suggestion, retrieve
+
+# Cosine between two phrasings' own texts above which we warn of a near-duplicate. Chosen from the shipped
+# library (README, "Near-duplicates"): distinct phrasings on one cue sit below it, rewordings above it.
+NEAR_DUPLICATE = 0.85
+EMBED_CACHE = 50_000
+
+
+class UnknownPhrasing(CopilotError):
+    """No phrasing with that id in this tenant's library."""
+
+    code, status = "unknown_phrasing", 404
+
+
+class PhrasingExists(CopilotError):
+    """A phrasing with that id already exists."""
+
+    code, status = "phrasing_exists", 409
+
+
+class InvalidPhrasingError(CopilotError):
+    """A phrasing failed validation; details carries each problem."""
+
+    code, status = "invalid_phrasing", 422
+
+    def __init__(self, error: InvalidPhrasing) -> None:
+        super().__init__(str(error))
+        self.details = error.problems
+
+
+class ImportRejected(CopilotError):
+    """A bulk import had bad rows, so nothing was imported."""
+
+    code, status = "import_rejected", 422
+
+    def __init__(self, rejected: list[dict], total: int) -> None:
+        super().__init__(f"{len(rejected)} of {total} rows rejected; nothing was imported")
+        self.details = rejected
+
+
+class Conflict(CopilotError):
+    """The library changed while writing; try again."""
+
+    code, status = "conflict", 409
+
+
+@dataclass
+class TenantState:
+    """What one worker holds of one tenant's library."""
+
+    revision: int
+    phrasings: dict[str, Phrasing]
+    index: PhrasingIndex
+    checked_at: float = 0.0
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+class Library:
+    """Curated phrasings per tenant, their index, and retrieval over it."""
+
+    def __init__(self, store: LibraryStore, embed: Callable[[list[str]], np.ndarray], shipped: list[Phrasing],
+                 shipped_index: PhrasingIndex | None = None, sync_interval_s: float = 0.25,
+                 near_duplicate: float = NEAR_DUPLICATE) -> None:
+        self.store = store
+        self.embed_batch = embed
+        self.shipped = shipped
+        self.shipped_index = shipped_index
+        self.sync_interval_s = sync_interval_s
+        self.near_duplicate = near_duplicate
+        self.states: dict[str, TenantState] = {}
+        self.lock = threading.Lock()
+        self.cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    # -- embeddings and index -----------------------------------------------------------------------------------
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Vectors for texts, from the cache where we have them."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if missing:
+            for text, vector in zip(missing, self.embed_batch(missing)):
+                self.cache[text] = vector
+            while len(self.cache) > EMBED_CACHE:
+                self.cache.popitem(last=False)
+        return np.stack([self.cache[t] for t in texts])
+
+    def _index_add(self, index: PhrasingIndex, phrasing: Phrasing) -> None:
+        texts = (phrasing.text, *phrasing.use_when)
+        if self.shipped_index is not None and phrasing.id in self.shipped_index \
+                and self.shipped_index.entries[phrasing.id].texts == texts:
+            vectors = self.shipped_index.vectors(phrasing.id)
+        else:
+            vectors = self.embed(list(texts))
+        index.add(Entry(phrasing.id, phrasing.version, texts), vectors)
+
+    def _apply(self, state: TenantState, phrasing: Phrasing) -> None:
+        state.phrasings[phrasing.id] = phrasing
+        if phrasing.status == "approved":
+            self._index_add(state.index, phrasing)
+        else:
+            state.index.remove(phrasing.id)
+
+    # -- tenant state -------------------------------------------------------------------------------------------
+    def _seed(self, tenant: str) -> None:
+        changes = [Change(None, p, "system", "seed") for p in self.shipped]
+        try:
+            self.store.commit(tenant, changes, expected_revision=0)
+        except StaleRevision:
+            pass  # another worker seeded it first
+
+    def state(self, tenant: str) -> TenantState:
+        """This worker's view of a tenant, seeded on first use and synced with the store."""
+        with self.lock:
+            state = self.states.get(tenant)
+            if state is None:
+                if not self.store.seeded(tenant):
+                    self._seed(tenant)
+                revision = self.store.revision(tenant)
+                phrasings = self.store.current(tenant)
+                state = TenantState(revision, {}, PhrasingIndex(), time.monotonic())
+                for p in phrasings.values():
+                    self._apply(state, p)
+                self.states[tenant] = state
+                return state
+        self.sync(state, tenant)
+        return state
+
+    def sync(self, state: TenantState, tenant: str, force: bool = False) -> None:
+        """Apply the store's changes since this worker's revision (at most every sync_interval_s)."""
+        now = time.monotonic()
+        if not force and now - state.checked_at < self.sync_interval_s:
+            return
+        with state.lock:
+            state.checked_at = now
+            revision = self.store.revision(tenant)
+            if revision == state.revision:
+                return
+            for pid in sorted(self.store.changes_since(tenant, state.revision)):
+                phrasing = self.store.get(tenant, pid)
+                if phrasing is not None:
+                    self._apply(state, phrasing)
+            state.revision = revision
+
+    def phrasings(self, tenant: str) -> dict[str, Phrasing]:
+        """The tenant's current phrasings by id."""
+        return dict(self.state(tenant).phrasings)
+
+    def get(self, tenant: str, phrasing_id: str) -> Phrasing:
+        """One current phrasing, or UnknownPhrasing."""
+        phrasing = self.state(tenant).phrasings.get(phrasing_id)
+        if phrasing is None:
+            raise UnknownPhrasing(f"no phrasing '{phrasing_id}' in this library")
+        return phrasing
+
+    # -- curation -----------------------------------------------------------------------------------------------
+    def _commit(self, identity: Identity, changes: list[Change]) -> None:
+        state = self.state(identity.tenant)
+        with state.lock:
+            self.sync(state, identity.tenant, force=True)
+            try:
+                revision = self.store.commit(identity.tenant, changes, expected_revision=state.revision)
+            except StaleRevision as error:
+                raise Conflict(str(error)) from None
+            for change in changes:
+                self._apply(state, change.after)
+            state.revision = revision
+
+    def validate(self, tenant: str, data: Mapping[str, Any]) -> tuple[Phrasing, list[dict]]:
+        """Parse and check a phrasing, and list near-duplicates among the approved ones (a dry run)."""
+        try:
+            phrasing = parse_phrasing(data)
+        except InvalidPhrasing as error:
+            raise InvalidPhrasingError(error) from None
+        return phrasing, self.near_duplicates(tenant, phrasing.text, exclude=phrasing.id)
+
+    def near_duplicates(self, tenant: str, text: str, exclude: str | None = None) -> list[dict]:
+        """Approved phrasings whose text is within the near-duplicate cosine of this text."""
+        state = self.state(tenant)
+        hits = state.index.search(self.embed([text])[0], k=5, text_only=True)
+        return [{"id": pid, "text": state.phrasings[pid].text, "similarity": round(score, 3)}
+                for pid, score in hits if score >= self.near_duplicate and pid != exclude]
+
+    def create(self, identity: Identity, data: Mapping[str, Any]) -> tuple[Phrasing, list[dict]]:
+        """Add a new phrasing as a draft (whatever status was asked for)."""
+        identity.require("lead")
+        phrasing, duplicates = self.validate(identity.tenant, {**data, "status": "draft", "version": 1})
+        if phrasing.id in self.state(identity.tenant).phrasings:
+            raise PhrasingExists(f"'{phrasing.id}' already exists; edit it instead")
+        self._commit(identity, [Change(None, phrasing, identity.agent, "create")])
+        return phrasing, duplicates
+
+    def edit(self, identity: Identity, phrasing_id: str, data: Mapping[str, Any]) -> tuple[Phrasing, list[dict]]:
+        """Save a new version of a phrasing; the old versions stay in its history. Status is changed elsewhere."""
+        identity.require("lead")
+        before = self.get(identity.tenant, phrasing_id)
+        merged = {**before.as_dict(), **{k: v for k, v in data.items() if k not in {"id", "version", "status"}}}
+        merged.update(id=phrasing_id, version=before.version + 1, status=before.status)
+        after, duplicates = self.validate(identity.tenant, merged)
+        self._commit(identity, [Change(before, after, identity.agent, "edit")])
+        return after, duplicates
+
+    def set_status(self, identity: Identity, phrasing_id: str, action: str) -> Phrasing:
+        """approve, retire or restore (back to draft) a phrasing, as a new version."""
+        identity.require("lead")
+        status = {"approve": "approved", "retire": "retired", "restore": "draft"}[action]
+        before = self.get(identity.tenant, phrasing_id)
+        after = before.with_changes(status=status, version=before.version + 1)
+        self._commit(identity, [Change(before, after, identity.agent, action)])
+        return after
+
+    def import_rows(self, identity: Identity, body: str, fmt: str) -> dict[str, Any]:
+        """Import YAML or CSV all-or-nothing: new ids become drafts, known ids new versions (status kept)."""
+        identity.require("lead")
+        rows = read_rows(body, fmt)
+        good, errors = parse_rows(rows)
+        if errors:
+            raise ImportRejected([e.as_dict() for e in errors], len(rows))
+        current = self.state(identity.tenant).phrasings
+        changes = []
+        for p in good:
+            before = current.get(p.id)
+            if before is None:
+                changes.append(Change(None, p.with_changes(status="draft", version=1), identity.agent, "import"))
+            else:
+                changes.append(Change(before, p.with_changes(status=before.status, version=before.version + 1),
+                                      identity.agent, "import"))
+        if changes:
+            self._commit(identity, changes)
+        return {"imported": len(changes), "created": sum(c.before is None for c in changes),
+                "updated": sum(c.before is not None for c in changes), "rejected": []}
+
+    def export(self, tenant: str, fmt: str, status: str | None = None) -> str:
+        """The tenant's library as YAML or CSV."""
+        phrasings = sorted(self.phrasings(tenant).values(), key=lambda p: p.id)
+        return dump([p for p in phrasings if status is None or p.status == status], fmt)
+
+    # -- retrieval ----------------------------------------------------------------------------------------------
+    def suggest(self, tenant: str, request: Request) -> list[Suggestion]:
+        """Retrieval over the tenant's approved phrasings."""
+        state = self.state(tenant)
+        return retrieve(state.phrasings, state.index, request)
+
+    def search(self, tenant: str, query: str, k: int = 10) -> list[tuple[Phrasing, float]]:
+        """Semantic search over the approved phrasings (for leads looking for wording)."""
+        state = self.state(tenant)
+        hits = state.index.search(self.embed([query])[0], k=k)
+        return [(state.phrasings[pid], score) for pid, score in hits]

@@ -1,0 +1,355 @@
+"""Durable storage of each tenant's library, its versions and audit log, usage counts and experiments.
+
+Two implementations behind one interface:
+- SqliteLibraryStore, the embedded default: one file, WAL, synchronous=FULL; every write is one transaction, so a
+  crash mid-import leaves the library as it was.
+- RedisLibraryStore, for scale-out: every write is one MULTI/EXEC transaction guarded by WATCH on the tenant's
+  revision, so workers never interleave half-writes.
+Workers learn of changes by comparing the tenant's revision and reading the ids changed since theirs.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Protocol
+
+from copilot.library.phrasing import Phrasing, parse_phrasing
+
+
+class StaleRevision(RuntimeError):
+    """Another writer changed the library between read and write; the caller may retry."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One phrasing written: before (None when new) and after, by whom, doing what."""
+
+    before: Phrasing | None
+    after: Phrasing
+    actor: str
+    action: str
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the append-only audit log."""
+
+    seq: int
+    revision: int
+    at: float
+    actor: str
+    action: str
+    phrasing_id: str
+    before: dict | None
+    after: dict | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "revision": self.revision, "at": self.at, "actor": self.actor,
+                "action": self.action, "phrasing_id": self.phrasing_id, "before": self.before, "after": self.after}
+
+
+@dataclass(frozen=True)
+class Version:
+    """One stored version of a phrasing."""
+
+    phrasing: Phrasing
+    at: float
+    actor: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.phrasing.as_dict(), "at": self.at, "actor": self.actor}
+
+
+USAGE_ACTIONS = ("shown", "used", "dismissed", "helpful", "not_helpful")
+
+
+class LibraryStore(Protocol):
+    """What the library service needs of storage."""
+
+    def tenants(self) -> list[str]: ...
+    def seeded(self, tenant: str) -> bool: ...
+    def revision(self, tenant: str) -> int: ...
+    def current(self, tenant: str) -> dict[str, Phrasing]: ...
+    def get(self, tenant: str, phrasing_id: str) -> Phrasing | None: ...
+    def history(self, tenant: str, phrasing_id: str) -> list[Version]: ...
+    def commit(self, tenant: str, changes: list[Change], expected_revision: int | None = None) -> int: ...
+    def changes_since(self, tenant: str, revision: int) -> set[str]: ...
+    def audit(self, tenant: str, after: int = 0, limit: int = 100) -> list[AuditEntry]: ...
+    def count_usage(self, tenant: str, phrasing_id: str, action: str, cue: str, queue: str, channel: str) -> None: ...
+    def usage(self, tenant: str) -> list[dict[str, Any]]: ...
+    def put_experiment(self, tenant: str, experiment: dict) -> None: ...
+    def experiments(self, tenant: str) -> dict[str, dict]: ...
+    def log_exposure(self, tenant: str, experiment: str, variant: str, conversation: str) -> None: ...
+    def record_outcome(self, tenant: str, experiment: str, variant: str, conversation: str, outcome: dict) -> None: ...
+    def outcomes(self, tenant: str, experiment: str) -> list[dict]: ...
+    def ping(self) -> bool: ...
+
+
+def _phrasing(data: str | bytes) -> Phrasing:
+    return parse_phrasing(json.loads(data))
+
+
+class SqliteLibraryStore:
+    """The embedded default: a single SQLite file, safe across threads and processes."""
+
+    SCHEMA = """
+    CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY, revision INTEGER NOT NULL, created REAL NOT NULL);
+    CREATE TABLE IF NOT EXISTS versions (tenant TEXT, id TEXT, version INTEGER, data TEXT NOT NULL, at REAL,
+        actor TEXT, PRIMARY KEY (tenant, id, version));
+    CREATE TABLE IF NOT EXISTS current (tenant TEXT, id TEXT, version INTEGER NOT NULL, revision INTEGER NOT NULL,
+        PRIMARY KEY (tenant, id));
+    CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT, revision INTEGER,
+        at REAL, actor TEXT, action TEXT, id TEXT, before TEXT, after TEXT);
+    CREATE INDEX IF NOT EXISTS audit_tenant ON audit (tenant, seq);
+    CREATE TABLE IF NOT EXISTS usage (tenant TEXT, phrasing_id TEXT, action TEXT, cue TEXT, queue TEXT,
+        channel TEXT, count INTEGER NOT NULL, PRIMARY KEY (tenant, phrasing_id, action, cue, queue, channel));
+    CREATE TABLE IF NOT EXISTS experiments (tenant TEXT, id TEXT, data TEXT NOT NULL, PRIMARY KEY (tenant, id));
+    CREATE TABLE IF NOT EXISTS exposures (seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT, experiment TEXT,
+        variant TEXT, conversation TEXT, at REAL);
+    CREATE TABLE IF NOT EXISTS outcomes (tenant TEXT, experiment TEXT, conversation TEXT, variant TEXT,
+        data TEXT NOT NULL, PRIMARY KEY (tenant, experiment, conversation));
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.RLock()
+        self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(self.SCHEMA)
+
+    def _rows(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
+        with self.lock:
+            return self.db.execute(sql, tuple(args)).fetchall()
+
+    def tenants(self) -> list[str]:
+        return [r[0] for r in self._rows("SELECT tenant FROM tenants ORDER BY tenant")]
+
+    def seeded(self, tenant: str) -> bool:
+        return bool(self._rows("SELECT 1 FROM tenants WHERE tenant = ?", (tenant,)))
+
+    def revision(self, tenant: str) -> int:
+        rows = self._rows("SELECT revision FROM tenants WHERE tenant = ?", (tenant,))
+        return rows[0][0] if rows else 0
+
+    def current(self, tenant: str) -> dict[str, Phrasing]:
+        rows = self._rows("SELECT v.data FROM current c JOIN versions v ON v.tenant = c.tenant AND v.id = c.id "
+                          "AND v.version = c.version WHERE c.tenant = ?", (tenant,))
+        phrasings = [_phrasing(r[0]) for r in rows]
+        return {p.id: p for p in phrasings}
+
+    def get(self, tenant: str, phrasing_id: str) -> Phrasing | None:
+        rows = self._rows("SELECT v.data FROM current c JOIN versions v ON v.tenant = c.tenant AND v.id = c.id "
+                          "AND v.version = c.version WHERE c.tenant = ? AND c.id = ?", (tenant, phrasing_id))
+        return _phrasing(rows[0][0]) if rows else None
+
+    def history(self, tenant: str, phrasing_id: str) -> list[Version]:
+        rows = self._rows("SELECT data, at, actor FROM versions WHERE tenant = ? AND id = ? ORDER BY version",
+                          (tenant, phrasing_id))
+        return [Version(_phrasing(d), at, actor) for d, at, actor in rows]
+
+    def commit(self, tenant: str, changes: list[Change], expected_revision: int | None = None) -> int:
+        now = time.time()
+        with self.lock:
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT revision FROM tenants WHERE tenant = ?", (tenant,)).fetchone()
+                revision = row[0] if row else 0
+                if expected_revision is not None and revision != expected_revision:
+                    raise StaleRevision(f"library changed (revision {revision}, expected {expected_revision})")
+                revision += 1
+                if row:
+                    db.execute("UPDATE tenants SET revision = ? WHERE tenant = ?", (revision, tenant))
+                else:
+                    db.execute("INSERT INTO tenants VALUES (?, ?, ?)", (tenant, revision, now))
+                for change in changes:
+                    p = change.after
+                    db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?)",
+                               (tenant, p.id, p.version, json.dumps(p.as_dict()), now, change.actor))
+                    db.execute("INSERT OR REPLACE INTO current VALUES (?, ?, ?, ?)", (tenant, p.id, p.version, revision))
+                    db.execute("INSERT INTO audit (tenant, revision, at, actor, action, id, before, after) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                               (tenant, revision, now, change.actor, change.action, p.id,
+                                json.dumps(change.before.as_dict()) if change.before else None,
+                                json.dumps(p.as_dict())))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return revision
+
+    def changes_since(self, tenant: str, revision: int) -> set[str]:
+        return {r[0] for r in self._rows("SELECT id FROM current WHERE tenant = ? AND revision > ?", (tenant, revision))}
+
+    def audit(self, tenant: str, after: int = 0, limit: int = 100) -> list[AuditEntry]:
+        rows = self._rows("SELECT seq, revision, at, actor, action, id, before, after FROM audit "
+                          "WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?", (tenant, after, limit))
+        return [AuditEntry(s, r, at, actor, action, pid, json.loads(b) if b else None, json.loads(a) if a else None)
+                for s, r, at, actor, action, pid, b, a in rows]
+
+    def count_usage(self, tenant: str, phrasing_id: str, action: str, cue: str, queue: str, channel: str) -> None:
+        with self.lock:
+            self.db.execute("INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT DO UPDATE SET count = count + 1",
+                            (tenant, phrasing_id, action, cue, queue, channel))
+
+    def usage(self, tenant: str) -> list[dict[str, Any]]:
+        rows = self._rows("SELECT phrasing_id, action, cue, queue, channel, count FROM usage WHERE tenant = ?",
+                          (tenant,))
+        return [dict(zip(("phrasing_id", "action", "cue", "queue", "channel", "count"), r)) for r in rows]
+
+    def put_experiment(self, tenant: str, experiment: dict) -> None:
+        with self.lock:
+            self.db.execute("INSERT OR REPLACE INTO experiments VALUES (?, ?, ?)",
+                            (tenant, experiment["id"], json.dumps(experiment)))
+
+    def experiments(self, tenant: str) -> dict[str, dict]:
+        return {i: json.loads(d) for i, d in self._rows("SELECT id, data FROM experiments WHERE tenant = ?", (tenant,))}
+
+    def log_exposure(self, tenant: str, experiment: str, variant: str, conversation: str) -> None:
+        with self.lock:
+            self.db.execute("INSERT INTO exposures (tenant, experiment, variant, conversation, at) VALUES (?, ?, ?, ?, ?)",
+                            (tenant, experiment, variant, conversation, time.time()))
+
+    def exposures(self, tenant: str, experiment: str) -> list[dict]:
+        rows = self._rows("SELECT variant, conversation, at FROM exposures WHERE tenant = ? AND experiment = ? "
+                          "ORDER BY seq", (tenant, experiment))
+        return [{"variant": v, "conversation": c, "at": at} for v, c, at in rows]
+
+    def record_outcome(self, tenant: str, experiment: str, variant: str, conversation: str, outcome: dict) -> None:
+        with self.lock:
+            self.db.execute("INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?)",
+                            (tenant, experiment, conversation, variant, json.dumps(outcome)))
+
+    def outcomes(self, tenant: str, experiment: str) -> list[dict]:
+        rows = self._rows("SELECT variant, conversation, data FROM outcomes WHERE tenant = ? AND experiment = ?",
+                          (tenant, experiment))
+        return [{"variant": v, "conversation": c, **json.loads(d)} for v, c, d in rows]
+
+    def ping(self) -> bool:
+        return bool(self._rows("SELECT 1"))
+
+
+class RedisLibraryStore:
+    """The shared store for scale-out. Keys live under `{prefix}:{tenant}:...`."""
+
+    def __init__(self, url: str, prefix: str = "copilot") -> None:
+        import redis
+
+        self.redis = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5, health_check_interval=30)
+        self.WatchError = redis.WatchError
+        self.RedisError = redis.RedisError
+        self.prefix = prefix
+
+    def key(self, tenant: str, *parts: str) -> str:
+        return ":".join((self.prefix, "lib", tenant, *parts))
+
+    def tenants(self) -> list[str]:
+        return sorted(self.redis.smembers(f"{self.prefix}:tenants"))
+
+    def seeded(self, tenant: str) -> bool:
+        return bool(self.redis.sismember(f"{self.prefix}:tenants", tenant))
+
+    def revision(self, tenant: str) -> int:
+        return int(self.redis.get(self.key(tenant, "rev")) or 0)
+
+    def current(self, tenant: str) -> dict[str, Phrasing]:
+        return {pid: _phrasing(data) for pid, data in self.redis.hgetall(self.key(tenant, "current")).items()}
+
+    def get(self, tenant: str, phrasing_id: str) -> Phrasing | None:
+        data = self.redis.hget(self.key(tenant, "current"), phrasing_id)
+        return _phrasing(data) if data else None
+
+    def history(self, tenant: str, phrasing_id: str) -> list[Version]:
+        items = [json.loads(x) for x in self.redis.lrange(self.key(tenant, "versions", phrasing_id), 0, -1)]
+        return [Version(parse_phrasing(i["phrasing"]), i["at"], i["actor"]) for i in items]
+
+    def commit(self, tenant: str, changes: list[Change], expected_revision: int | None = None) -> int:
+        rev_key = self.key(tenant, "rev")
+        now = time.time()
+        with self.redis.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(rev_key)
+                revision = int(pipe.get(rev_key) or 0)
+                if expected_revision is not None and revision != expected_revision:
+                    raise StaleRevision(f"library changed (revision {revision}, expected {expected_revision})")
+                revision += 1
+                pipe.multi()
+                pipe.set(rev_key, revision)
+                pipe.sadd(f"{self.prefix}:tenants", tenant)
+                ids = []
+                for change in changes:
+                    p = change.after
+                    ids.append(p.id)
+                    pipe.rpush(self.key(tenant, "versions", p.id),
+                               json.dumps({"phrasing": p.as_dict(), "at": now, "actor": change.actor}))
+                    pipe.hset(self.key(tenant, "current"), p.id, json.dumps(p.as_dict()))
+                    pipe.xadd(self.key(tenant, "audit"), {
+                        "revision": revision, "at": now, "actor": change.actor, "action": change.action, "id": p.id,
+                        "before": json.dumps(change.before.as_dict()) if change.before else "",
+                        "after": json.dumps(p.as_dict())})
+                pipe.rpush(self.key(tenant, "changes"), json.dumps(ids))
+                pipe.execute()
+            except self.WatchError:
+                raise StaleRevision("library changed during the write") from None
+        return revision
+
+    def changes_since(self, tenant: str, revision: int) -> set[str]:
+        batches = self.redis.lrange(self.key(tenant, "changes"), revision, -1)
+        return {pid for batch in batches for pid in json.loads(batch)}
+
+    def audit(self, tenant: str, after: int = 0, limit: int = 100) -> list[AuditEntry]:
+        entries = self.redis.xrange(self.key(tenant, "audit"), min="-", max="+")
+        out = []
+        for seq, (_, fields) in enumerate(entries, 1):
+            if seq <= after:
+                continue
+            out.append(AuditEntry(seq, int(fields["revision"]), float(fields["at"]), fields["actor"], fields["action"],
+                                  fields["id"], json.loads(fields["before"]) if fields["before"] else None,
+                                  json.loads(fields["after"]) if fields["after"] else None))
+            if len(out) >= limit:
+                break
+        return out
+
+    def count_usage(self, tenant: str, phrasing_id: str, action: str, cue: str, queue: str, channel: str) -> None:
+        self.redis.hincrby(self.key(tenant, "usage"), "\t".join((phrasing_id, action, cue, queue, channel)), 1)
+
+    def usage(self, tenant: str) -> list[dict[str, Any]]:
+        out = []
+        for field, count in self.redis.hgetall(self.key(tenant, "usage")).items():
+            values = field.split("\t")
+            out.append({**dict(zip(("phrasing_id", "action", "cue", "queue", "channel"), values)), "count": int(count)})
+        return out
+
+    def put_experiment(self, tenant: str, experiment: dict) -> None:
+        self.redis.hset(self.key(tenant, "experiments"), experiment["id"], json.dumps(experiment))
+
+    def experiments(self, tenant: str) -> dict[str, dict]:
+        return {i: json.loads(d) for i, d in self.redis.hgetall(self.key(tenant, "experiments")).items()}
+
+    def log_exposure(self, tenant: str, experiment: str, variant: str, conversation: str) -> None:
+        self.redis.xadd(self.key(tenant, "exposures", experiment),
+                        {"variant": variant, "conversation": conversation, "at": time.time()})
+
+    def exposures(self, tenant: str, experiment: str) -> list[dict]:
+        return [{"variant": f["variant"], "conversation": f["conversation"], "at": float(f["at"])}
+                for _, f in self.redis.xrange(self.key(tenant, "exposures", experiment))]
+
+    def record_outcome(self, tenant: str, experiment: str, variant: str, conversation: str, outcome: dict) -> None:
+        self.redis.hset(self.key(tenant, "outcomes", experiment), conversation,
+                        json.dumps({"variant": variant, **outcome}))
+
+    def outcomes(self, tenant: str, experiment: str) -> list[dict]:
+        return [{"conversation": c, **json.loads(d)}
+                for c, d in self.redis.hgetall(self.key(tenant, "outcomes", experiment)).items()]
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.redis.ping())
+        except self.RedisError:
+            return False

@@ -1,0 +1,163 @@
+"""The OpenAPI 3 document of the REST API, served at /api/v1/openapi.json."""
+from __future__ import annotations
+
+from copilot.cues.taxonomy import CUES
+from copilot.library.phrasing import CHANNELS, STAGES, STATUSES
+
+
+def ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def reply(description: str, schema: dict | None = None, content_type: str = "application/json") -> dict:
+    body = {"description": description}
+    if schema is not None:
+        body["content"] = {content_type: {"schema": schema}}
+    return body
+
+
+ERRORS = {
+    "400": reply("Malformed request", ref("Error")), "401": reply("Missing, forged or expired token", ref("Error")),
+    "403": reply("The token's role may not do this", ref("Error")), "404": reply("Not found", ref("Error")),
+    "413": reply("Body too large", ref("Error")), "422": reply("Validation failed", ref("Error")),
+}
+
+
+def op(summary: str, ok: dict, *, body: dict | None = None, params: list | None = None, errors=("400", "401"),
+       status: str = "200", auth: bool = True, body_type: str = "application/json") -> dict:
+    operation = {"summary": summary, "responses": {status: ok, **{e: ERRORS[e] for e in errors}}}
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": {body_type: {"schema": body}}}
+    if params:
+        operation["parameters"] = params
+    if not auth:
+        operation["security"] = []
+    return operation
+
+
+def query(name: str, schema: dict, description: str = "") -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+PATH_ID = {"name": "phrasing_id", "in": "path", "required": True, "schema": {"type": "string"}}
+FORMAT = query("format", {"type": "string", "enum": ["yaml", "csv"]}, "file format")
+PHRASING_REPLY = {"type": "object", "properties": {"ok": {"type": "boolean"}, "phrasing": ref("Phrasing"),
+                                                   "near_duplicates": {"type": "array", "items": ref("NearDuplicate")}}}
+
+
+def document() -> dict:
+    """The whole OpenAPI 3.0 document."""
+    string_list = {"type": "array", "items": {"type": "string"}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Empathy Copilot REST API", "version": "1.0.0",
+                 "description": "Cue analysis and the team leads' suggestion library. Authenticate with "
+                                "`Authorization: Bearer <token>` from `python -m copilot token`."},
+        "security": [{"bearer": []}],
+        "paths": {
+            "/healthz": {"get": op("Process is up", reply("Up", ref("Ok")), errors=(), auth=False)},
+            "/readyz": {"get": op("Model and store ready", reply("Ready", ref("Ok")), errors=(), auth=False)},
+            "/api/v1/openapi.json": {"get": op("This document", reply("OpenAPI document", {"type": "object"}),
+                                               errors=(), auth=False)},
+            "/api/v1/cues": {"post": op(
+                "Cues, spans and emotions of one text", reply("Analysis", ref("Analysis")), auth=False,
+                body={"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
+                errors=("400", "413"))},
+            "/api/v1/phrasings": {
+                "get": op("List or search phrasings", reply("Phrasings", ref("PhrasingList")), params=[
+                    query("q", {"type": "string", "maxLength": 500}, "search by meaning"),
+                    query("status", {"type": "string", "enum": list(STATUSES)}),
+                    query("cue", {"type": "string", "enum": list(CUES)}),
+                    query("stage", {"type": "string", "enum": list(STAGES)}),
+                    query("channel", {"type": "string", "enum": list(CHANNELS)})]),
+                "post": op("Create a phrasing (always as a draft)", reply("Created", PHRASING_REPLY),
+                           body=ref("PhrasingInput"), status="201", errors=("400", "401", "403", "422"))},
+            "/api/v1/phrasings/{phrasing_id}": {
+                "parameters": [PATH_ID],
+                "get": op("One phrasing", reply("Phrasing", PHRASING_REPLY), errors=("401", "404")),
+                "put": op("Edit: saves a new version", reply("Edited", PHRASING_REPLY), body=ref("PhrasingEdit"),
+                          errors=("400", "401", "403", "404", "422")),
+                "patch": op("Edit: saves a new version", reply("Edited", PHRASING_REPLY), body=ref("PhrasingEdit"),
+                            errors=("400", "401", "403", "404", "422"))},
+            **{f"/api/v1/phrasings/{{phrasing_id}}/{action}": {
+                "parameters": [PATH_ID],
+                "post": op(f"{action.capitalize()} a phrasing", reply("Changed", PHRASING_REPLY),
+                           errors=("401", "403", "404"))} for action in ("approve", "retire", "restore")},
+            "/api/v1/phrasings/{phrasing_id}/versions": {
+                "parameters": [PATH_ID],
+                "get": op("Every version of a phrasing", reply("Versions", {"type": "object"}), errors=("401", "404"))},
+            "/api/v1/validate": {"post": op("Check a phrasing without saving", reply("Valid", PHRASING_REPLY),
+                                            body=ref("PhrasingInput"), errors=("400", "401", "403", "422"))},
+            "/api/v1/phrasings/import": {"post": op(
+                "Bulk import, all or nothing", reply("Imported", ref("ImportReport")), params=[FORMAT],
+                body={"type": "string"}, body_type="application/yaml", errors=("400", "401", "403", "413", "422"))},
+            "/api/v1/phrasings/export": {"get": op(
+                "Export the library", reply("File", {"type": "string"}, "application/yaml"),
+                params=[FORMAT, query("status", {"type": "string", "enum": list(STATUSES)})])},
+            "/api/v1/audit": {"get": op("Append-only audit log", reply("Entries", {"type": "object"}), params=[
+                query("after", {"type": "integer", "minimum": 0}), query("limit", {"type": "integer", "minimum": 1})],
+                errors=("400", "401", "403"))},
+            "/api/v1/analytics/usage": {"get": op("Usage counts", reply("Rows", {"type": "object"}), params=[
+                query("by", {"type": "string"}, "comma list of phrasing_id, cue, queue, channel"),
+                query("format", {"type": "string", "enum": ["json", "csv"]})], errors=("400", "401", "403"))},
+            "/api/v1/experiments": {
+                "get": op("List experiments", reply("Experiments", {"type": "object"})),
+                "post": op("Define an experiment", reply("Defined", {"type": "object"}), body=ref("Experiment"),
+                           status="201", errors=("400", "401", "403"))},
+            "/api/v1/experiments/{experiment_id}/report": {
+                "parameters": [{"name": "experiment_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "get": op("Per-variant rates with 95% intervals", reply("Report", {"type": "object"}),
+                          errors=("401", "403", "404"))},
+            "/api/v1/tenants": {
+                "get": op("List tenants (admin)", reply("Tenants", {"type": "object"}), errors=("401", "403")),
+                "post": op("Create a tenant from the shipped library (admin)", reply("Created", {"type": "object"}),
+                           body={"type": "object", "required": ["tenant"], "properties": {"tenant": {"type": "string"}}},
+                           status="201", errors=("400", "401", "403"))},
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Ok": {"type": "object", "properties": {"ok": {"type": "boolean"}}},
+                "Error": {"type": "object", "required": ["ok", "error"], "properties": {
+                    "ok": {"type": "boolean"}, "error": {"type": "object", "required": ["code", "message"], "properties": {
+                        "code": {"type": "string"}, "message": {"type": "string"},
+                        "details": {"type": "array", "items": {"type": "object"}}}}}},
+                "Cue": {"type": "object", "properties": {"cue": {"type": "string", "enum": list(CUES)},
+                                                         "score": {"type": "number"},
+                                                         "spans": {"type": "array", "items": {
+                                                             "type": "array", "items": {"type": "integer"}}}}},
+                "Analysis": {"type": "object", "properties": {
+                    "ok": {"type": "boolean"}, "cues": {"type": "array", "items": ref("Cue")},
+                    "emotions": {"type": "object", "additionalProperties": {"type": "number"}}}},
+                "Phrasing": {"type": "object", "required": ["id", "text", "cues", "stage"], "properties": {
+                    "id": {"type": "string"}, "text": {"type": "string"},
+                    "cues": {"type": "array", "items": {"type": "string", "enum": list(CUES)}},
+                    "stage": {"type": "string", "enum": list(STAGES)},
+                    "channels": {"type": "array", "items": {"type": "string", "enum": list(CHANNELS)}},
+                    "use_when": string_list, "status": {"type": "string", "enum": list(STATUSES)},
+                    "locale": {"type": "string"}, "notes": {"type": "string"}, "version": {"type": "integer"}}},
+                "PhrasingInput": {"type": "object", "required": ["id", "text", "cues", "stage", "use_when"],
+                                  "properties": {"id": {"type": "string"}, "text": {"type": "string"},
+                                                 "cues": string_list, "stage": {"type": "string"},
+                                                 "channels": string_list, "use_when": string_list,
+                                                 "locale": {"type": "string"}, "notes": {"type": "string"}}},
+                "PhrasingEdit": {"type": "object", "properties": {"text": {"type": "string"}, "cues": string_list,
+                                                                  "stage": {"type": "string"}, "channels": string_list,
+                                                                  "use_when": string_list, "notes": {"type": "string"}}},
+                "PhrasingList": {"type": "object", "properties": {"ok": {"type": "boolean"}, "count": {"type": "integer"},
+                                                                  "phrasings": {"type": "array", "items": ref("Phrasing")}}},
+                "NearDuplicate": {"type": "object", "properties": {"id": {"type": "string"}, "text": {"type": "string"},
+                                                                   "similarity": {"type": "number"}}},
+                "ImportReport": {"type": "object", "properties": {
+                    "ok": {"type": "boolean"}, "imported": {"type": "integer"}, "created": {"type": "integer"},
+                    "updated": {"type": "integer"}, "rejected": {"type": "array", "items": {"type": "object"}}}},
+                "Experiment": {"type": "object", "required": ["id", "variants"], "properties": {
+                    "id": {"type": "string"}, "name": {"type": "string"},
+                    "assign_by": {"type": "string", "enum": ["queue", "schedule"]},
+                    "variants": {"type": "array", "items": {"type": "object", "properties": {
+                        "name": {"type": "string"}, "guidance": {"type": "boolean"}, "phrasings": string_list}}},
+                    "queues": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "schedule": {"type": "array", "items": {"type": "array"}}}},
+            },
+        },
+    }

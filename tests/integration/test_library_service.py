@@ -1,0 +1,119 @@
+"""The library service with the real model and FAISS: shipped library, incremental index, scale-out, crashes."""
+import subprocess
+import sys
+import time
+
+import pytest
+
+from copilot.cues.taxonomy import CUES
+from copilot.index import PhrasingIndex, load_or_build
+from copilot.library.files import load_library
+from copilot.library.phrasing import STAGES, check_phrasing
+from copilot.library.retrieval_eval import evaluate, read_eval
+from copilot.library.service import Library
+from copilot.library.store import RedisLibraryStore, SqliteLibraryStore
+from copilot.security import Identity
+from copilot.suggest import Request
+from tests.conftest import ROOT
+
+LEAD = Identity("acme", "lead", "lee")
+NEW = {"id": "anxiety-options-99", "text": "Which of these next steps would ease your mind the most?",
+       "cues": ["anxiety"], "stage": "options", "channels": ["chat"],
+       "use_when": ["I'm really worried about the payment", "what if it bounces"]}
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_library()
+
+
+@pytest.fixture(scope="module")
+def shipped_index(shipped, detector):
+    return load_or_build(shipped, detector.model.embed)
+
+
+def make_library(store, detector, shipped, shipped_index, sync=0.05):
+    return Library(store, detector.model.embed, shipped, shipped_index, sync_interval_s=sync)
+
+
+def test_shipped_library_is_valid_and_covers_every_cue_and_stage(shipped):
+    assert len(shipped) >= 200
+    approved = [p for p in shipped if p.status == "approved"]
+    for cue in CUES:
+        assert sum(cue in p.cues for p in approved) >= 10, cue
+    for stage in STAGES:
+        assert any(p.stage == stage for p in approved), stage
+    for p in shipped:
+        assert check_phrasing(p) == p
+
+
+def test_committed_index_matches_the_shipped_library(shipped, detector):
+    index = PhrasingIndex.load(ROOT / "index")
+    approved = {p.id: p for p in shipped if p.status == "approved"}
+    assert set(index.entries) == set(approved)
+    for pid, p in approved.items():
+        assert index.entries[pid].texts == (p.text, *p.use_when)
+
+
+def test_retrieval_beats_the_cue_only_random_baseline_by_a_clear_margin(shipped, shipped_index, detector):
+    result = evaluate({p.id: p for p in shipped}, shipped_index, detector.model.embed, read_eval(), seeds=20)
+    assert result["lines"] >= 100
+    assert result["ours"]["p@1"] >= result["random_cue_only"]["p@1"] + 0.3
+    assert result["ours"]["ndcg@3"] > result["random_cue_channel_stage"]["ndcg@3"]
+
+
+def test_an_approved_phrasing_is_suggested_without_a_rebuild(tmp_path, detector, shipped, shipped_index):
+    library = make_library(SqliteLibraryStore(tmp_path / "l.db"), detector, shipped, shipped_index)
+    library.create(LEAD, NEW)
+    query = detector.model.embed(["I'm worried sick about whether the payment will bounce"])[0]
+    request = Request(query, ["anxiety"], "chat", "options", k=3)
+    assert NEW["id"] not in [s.id for s in library.suggest("acme", request)]
+    library.set_status(LEAD, NEW["id"], "approve")
+    assert NEW["id"] in [s.id for s in library.suggest("acme", request)]
+    library.set_status(LEAD, NEW["id"], "retire")
+    assert NEW["id"] not in [s.id for s in library.suggest("acme", request)]
+
+
+def test_workers_sharing_redis_see_an_approval_within_a_second(redis_url, detector, shipped, shipped_index):
+    first = make_library(RedisLibraryStore(redis_url), detector, shipped, shipped_index, sync=0.25)
+    second = make_library(RedisLibraryStore(redis_url), detector, shipped, shipped_index, sync=0.25)
+    query = detector.model.embed(["I'm worried sick about whether the payment will bounce"])[0]
+    request = Request(query, ["anxiety"], "chat", "options", k=3)
+    second.suggest("acme", request)
+    first.create(LEAD, NEW)
+    first.set_status(LEAD, NEW["id"], "approve")
+    started = time.monotonic()
+    while NEW["id"] not in [s.id for s in second.suggest("acme", request)]:
+        assert time.monotonic() - started < 1.0, "the second worker did not see the approval within 1 s"
+        time.sleep(0.02)
+
+
+IMPORT_SCRIPT = """
+import sys
+from copilot.library.files import load_library
+from copilot.library.store import Change, RedisLibraryStore, SqliteLibraryStore
+store = RedisLibraryStore(sys.argv[2]) if sys.argv[1] == "redis" else SqliteLibraryStore(sys.argv[2])
+shipped = load_library()
+store.commit("acme", [Change(None, p, "system", "seed") for p in shipped])
+big = [Change(None, shipped[0].with_changes(id=f"bulk-{i:06d}"), "lee", "import") for i in range(60000)]
+print("ready", flush=True)
+store.commit("acme", big)
+print("done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_a_process_killed_mid_import_leaves_the_library_as_it_was(backend, tmp_path, request, shipped):
+    target = request.getfixturevalue("redis_url") if backend == "redis" else str(tmp_path / "lib.db")
+    proc = subprocess.Popen([sys.executable, "-c", IMPORT_SCRIPT, backend, target], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.3)
+    proc.kill()
+    rest = proc.stdout.read()
+    proc.wait()
+    assert "done" not in rest, "the import finished before the kill; make it bigger"
+    store = RedisLibraryStore(target) if backend == "redis" else SqliteLibraryStore(target)
+    current = store.current("acme")
+    assert len(current) == len(shipped), "a partial import was left behind"
+    assert store.revision("acme") == 1

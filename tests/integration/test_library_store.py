@@ -1,0 +1,81 @@
+"""Both library stores (embedded SQLite and a real Redis) keep versions, audit and revisions the same way."""
+import pytest
+
+from copilot.library.phrasing import parse_phrasing
+from copilot.library.store import Change, RedisLibraryStore, SqliteLibraryStore, StaleRevision
+
+PHRASING = parse_phrasing({"id": "confusion-investigate-01", "text": "Which part of the bill looks different?",
+                           "cues": ["confusion"], "stage": "investigate", "use_when": ["why is it higher", "what is this"],
+                           "status": "draft"})
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        return SqliteLibraryStore(tmp_path / "lib.sqlite3")
+    return RedisLibraryStore(request.getfixturevalue("redis_url"))
+
+
+def test_a_commit_bumps_the_revision_and_is_readable(store):
+    assert store.revision("acme") == 0 and not store.seeded("acme")
+    revision = store.commit("acme", [Change(None, PHRASING, "lead-1", "create")])
+    assert revision == 1 and store.seeded("acme") and store.tenants() == ["acme"]
+    assert store.get("acme", PHRASING.id) == PHRASING
+    assert list(store.current("acme")) == [PHRASING.id]
+
+
+def test_every_version_is_kept_and_the_audit_log_has_before_and_after(store):
+    store.commit("acme", [Change(None, PHRASING, "lead-1", "create")])
+    v2 = PHRASING.with_changes(text="Which part of the bill surprised you?", version=2)
+    store.commit("acme", [Change(PHRASING, v2, "lead-2", "edit")])
+    assert [v.phrasing.version for v in store.history("acme", PHRASING.id)] == [1, 2]
+    entries = store.audit("acme")
+    assert [(e.action, e.actor) for e in entries] == [("create", "lead-1"), ("edit", "lead-2")]
+    assert entries[1].before["text"] == PHRASING.text and entries[1].after["text"] == v2.text
+    assert store.audit("acme", after=entries[0].seq)[0].action == "edit"
+
+
+def test_changes_since_names_only_what_changed_after_a_revision(store):
+    other = PHRASING.with_changes(id="confusion-investigate-02")
+    store.commit("acme", [Change(None, PHRASING, "a", "create")])
+    store.commit("acme", [Change(None, other, "a", "create")])
+    assert store.changes_since("acme", 1) == {other.id}
+    assert store.changes_since("acme", 0) == {PHRASING.id, other.id}
+
+
+def test_a_stale_expected_revision_refuses_the_write(store):
+    store.commit("acme", [Change(None, PHRASING, "a", "create")])
+    with pytest.raises(StaleRevision):
+        store.commit("acme", [Change(None, PHRASING.with_changes(id="x-y-z"), "a", "create")], expected_revision=0)
+    assert store.revision("acme") == 1 and store.get("acme", "x-y-z") is None
+
+
+def test_tenants_do_not_see_each_other(store):
+    store.commit("acme", [Change(None, PHRASING, "a", "create")])
+    assert store.get("globex", PHRASING.id) is None and store.current("globex") == {}
+    assert store.audit("globex") == []
+
+
+def test_usage_counts_add_up_per_slice(store):
+    for _ in range(3):
+        store.count_usage("acme", "p1", "shown", "frustration", "billing", "chat")
+    store.count_usage("acme", "p1", "used", "frustration", "billing", "chat")
+    rows = {(r["action"], r["count"]) for r in store.usage("acme")}
+    assert rows == {("shown", 3), ("used", 1)} and store.usage("globex") == []
+
+
+def test_experiments_exposures_and_outcomes_are_stored(store):
+    store.put_experiment("acme", {"id": "e1", "variants": []})
+    store.log_exposure("acme", "e1", "on", "c1")
+    store.record_outcome("acme", "e1", "on", "c1", {"shown": 2, "used": 1})
+    assert list(store.experiments("acme")) == ["e1"]
+    assert store.exposures("acme", "e1")[0]["variant"] == "on"
+    assert store.outcomes("acme", "e1")[0]["used"] == 1
+
+
+def test_ping_answers(store):
+    assert store.ping()
+
+
+def test_redis_ping_is_false_when_the_server_is_gone():
+    assert RedisLibraryStore("redis://127.0.0.1:1/0").ping() is False
