@@ -10,37 +10,58 @@ if TYPE_CHECKING:
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the Flask app: the one place where the model, the stores and the transport are wired together."""
+    """Build the app: the one place where the model, the stores and the transports are wired together.
+    The Socket.IO server is app.extensions["socketio"]."""
     from flask import Flask
+    from flask_socketio import SocketIO
 
     from copilot.cues import load_detector
+    from copilot.eventlog import FileEventLog
     from copilot.index import load_or_build
     from copilot.library.api import library_api
     from copilot.library.files import load_library
     from copilot.library.service import Library
     from copilot.library.store import RedisLibraryStore, SqliteLibraryStore
+    from copilot.metrics import Metrics
+    from copilot.realtime import register
     from copilot.rest import api
     from copilot.security import Tokens, load_secret
+    from copilot.service import CopilotService
     from copilot.settings import Settings
+    from copilot.store import MemoryConversationStore, RedisConversationStore
 
     settings = settings or Settings.from_env()
     app = Flask(__name__, static_folder=None)
     app.config["COPILOT_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     detector = load_detector(settings.model_dir, threads=settings.model_threads)
-    store = RedisLibraryStore(settings.redis_url) if settings.redis_url else SqliteLibraryStore(settings.library_db)
+    if settings.redis_url:
+        library_store = RedisLibraryStore(settings.redis_url)
+        conversations = RedisConversationStore(settings.redis_url)
+    else:
+        library_store = SqliteLibraryStore(settings.library_db)
+        conversations = MemoryConversationStore(FileEventLog(settings.event_log))
     shipped = load_library()
-    library = Library(store, detector.model.embed, shipped, load_or_build(shipped, detector.model.embed),
+    library = Library(library_store, detector.model.embed, shipped, load_or_build(shipped, detector.model.embed),
                       sync_interval_s=settings.library_sync_ms / 1000)
-    app.extensions["copilot.detector"] = detector
-    app.extensions["copilot.library"] = library
-    app.extensions["copilot.tokens"] = Tokens(load_secret(settings.secret, settings.instance_dir))
+    metrics = Metrics()
+    tokens = Tokens(load_secret(settings.secret, settings.instance_dir))
+    service = CopilotService(detector, library, conversations, metrics, settings.max_text_chars,
+                             settings.cooldown_s, settings.transcript)
+    socketio = SocketIO(app, async_mode="threading", message_queue=settings.redis_url or None,
+                        cors_allowed_origins=list(settings.allowed_origins) or None,
+                        max_http_buffer_size=1_000_000, ping_interval=10, ping_timeout=20)
+    app.extensions.update({"copilot.detector": detector, "copilot.library": library, "copilot.tokens": tokens,
+                           "copilot.service": service, "copilot.metrics": metrics, "socketio": socketio})
+    app.extensions["copilot.connections"] = register(socketio, service, tokens, metrics,
+                                                     settings.rate_per_s, settings.rate_burst)
     app.register_blueprint(api)
     app.register_blueprint(library_api)
     return app
 
 
 def run(app: Flask) -> None:
-    """Serve the app on the settings' HOST and PORT (development and the embedded default)."""
+    """Serve the app on the settings' HOST and PORT (the embedded default, and one worker behind a balancer)."""
     settings = app.config["COPILOT_SETTINGS"]
-    app.run(host=settings.host, port=settings.port, threaded=True)
+    app.extensions["socketio"].run(app, host=settings.host, port=settings.port, allow_unsafe_werkzeug=True,
+                                   use_reloader=False, log_output=False)

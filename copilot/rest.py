@@ -29,10 +29,13 @@ def healthz():
 
 @api.get("/readyz")
 def readyz():
-    """The model answers and the library store is reachable."""
+    """The model answers, the index is loaded, and the stores are reachable (Redis when configured)."""
     detector = current_app.extensions["copilot.detector"]
     detector.model.encode(["ready"])
-    checks = {"model": True, "store": current_app.extensions["copilot.library"].store.ping()}
+    library = current_app.extensions["copilot.library"]
+    checks = {"model": True, "index": library.shipped_index is not None and len(library.shipped_index) > 0,
+              "library_store": library.store.ping(),
+              "conversation_store": current_app.extensions["copilot.service"].store.ping()}
     return jsonify({"ok": all(checks.values()), "checks": checks}), 200 if all(checks.values()) else 503
 
 
@@ -49,6 +52,15 @@ def analyse_text():
     analysis = current_app.extensions["copilot.detector"].analyse(text)
     return jsonify({"ok": True, "cues": [h.as_dict() for h in analysis.cues],
                     "emotions": {k: round(v, 4) for k, v in analysis.emotions.items()}})
+
+
+@api.get("/metrics")
+def metrics():
+    """Prometheus metrics of this process."""
+    from flask import Response
+
+    body = current_app.extensions["copilot.metrics"].render()
+    return Response(body, mimetype="text/plain; version=0.0.4")
 
 
 @api.get("/api/v1/openapi.json")

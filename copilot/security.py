@@ -48,12 +48,6 @@ class Forbidden(CopilotError):
     code, status = "forbidden", 403
 
 
-class OriginRefused(CopilotError):
-    """The request comes from a page whose origin is not allowed."""
-
-    code, status = "origin_not_allowed", 403
-
-
 @dataclass(frozen=True)
 class Identity:
     """Who is calling: a tenant, a role and an agent id."""
@@ -140,8 +134,27 @@ def load_secret(configured: str, instance_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
-    """Whether a browser Origin may connect; requests without Origin (servers, CLIs) are allowed."""
-    if origin is None:
-        return True
-    return "*" in allowed or origin.rstrip("/") in allowed
+class RateLimited(CopilotError):
+    """Too many events on one connection; the event was not processed."""
+
+    code, status = "rate_limited", 429
+
+
+class TokenBucket:
+    """A per-connection rate limit: `rate` events a second on average, bursts up to `burst`."""
+
+    def __init__(self, rate: float, burst: int, clock=time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.clock = clock
+        self.last = clock()
+
+    def take(self) -> None:
+        """Spend one token or raise RateLimited."""
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens < 1:
+            raise RateLimited(f"more than {self.rate:g} events a second; slow down and retry")
+        self.tokens -= 1

@@ -25,9 +25,18 @@ class Settings:
     instance_dir: Path = ROOT / "instance"
     secret: str = ""
     redis_url: str = ""
-    allowed_origins: tuple[str, ...] = ("http://127.0.0.1:8000", "http://localhost:8000")
+    allowed_origins: tuple[str, ...] = ()  # empty: same origin only
+    cooldown_s: int = 20
+    rate_per_s: int = 20
+    rate_burst: int = 40
+    transcript: str = "redacted"
     max_body_bytes: int = 5 * 1024 * 1024
     library_sync_ms: int = 250
+
+    @property
+    def event_log(self) -> Path:
+        """The embedded event log (used when redis_url is empty)."""
+        return self.instance_dir / "events.jsonl"
 
     @property
     def library_db(self) -> Path:
@@ -61,6 +70,13 @@ class Settings:
             raise InvalidSetting("REDIS_URL must start with redis://, rediss:// or unix://")
         if self.max_body_bytes < 1024:
             raise InvalidSetting("COPILOT_MAX_BODY_BYTES must be at least 1024")
+        if self.transcript not in ("redacted", "none"):
+            raise InvalidSetting("COPILOT_TRANSCRIPT must be redacted or none")
+        if self.rate_per_s < 1 or self.rate_burst < 1 or self.cooldown_s < 0:
+            raise InvalidSetting("COPILOT_RATE_PER_S and COPILOT_RATE_BURST must be positive, "
+                                 "COPILOT_SUGGESTION_COOLDOWN_S not negative")
+        if "*" in self.allowed_origins:
+            raise InvalidSetting("COPILOT_ALLOWED_ORIGINS must list origins; '*' is refused")
         if self.library_sync_ms < 0:
             raise InvalidSetting("COPILOT_LIBRARY_SYNC_MS must not be negative")
 
@@ -69,7 +85,8 @@ ENV_NAMES = {
     "host": "HOST", "port": "PORT", "model_dir": "COPILOT_MODEL_DIR", "model_threads": "COPILOT_MODEL_THREADS",
     "max_text_chars": "COPILOT_MAX_TEXT_CHARS", "instance_dir": "COPILOT_INSTANCE_DIR", "secret": "COPILOT_SECRET",
     "redis_url": "REDIS_URL", "allowed_origins": "COPILOT_ALLOWED_ORIGINS", "max_body_bytes": "COPILOT_MAX_BODY_BYTES",
-    "library_sync_ms": "COPILOT_LIBRARY_SYNC_MS",
+    "library_sync_ms": "COPILOT_LIBRARY_SYNC_MS", "cooldown_s": "COPILOT_SUGGESTION_COOLDOWN_S",
+    "rate_per_s": "COPILOT_RATE_PER_S", "rate_burst": "COPILOT_RATE_BURST", "transcript": "COPILOT_TRANSCRIPT",
 }
 
 

@@ -109,3 +109,104 @@ def make_settings(tmp_path):
         values.update(overrides)
         return Settings(**values)
     return build
+
+
+class ServerProcess:
+    """`python wsgi.py` in a subprocess, as a user runs it, on a free loopback port."""
+
+    def __init__(self, env: dict, workdir: Path) -> None:
+        import os
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), "PYTHONUNBUFFERED": "1", **env}
+        self.log = (workdir / f"server-{self.port}.log").open("w")
+        self.process = subprocess.Popen([sys_executable(), "wsgi.py"], cwd=ROOT, env=full, stdout=self.log,
+                                        stderr=subprocess.STDOUT)
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        import requests
+
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: see {self.log.name}")
+            try:
+                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("server did not become ready")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+def sys_executable() -> str:
+    import sys
+
+    return sys.executable
+
+
+class AgentClient:
+    """A real python-socketio client on /copilot that records every server event."""
+
+    def __init__(self, url: str, token: str | None, headers: dict | None = None, connect: bool = True) -> None:
+        import socketio
+
+        self.url, self.token, self.headers = url, token, headers or {}
+        self.sio = socketio.Client(reconnection=False)
+        self.events: list[tuple[str, dict]] = []
+        self.cond = threading.Condition()
+        for name in ("cue.highlight", "suggestion.push", "alert", "handoff.note", "conversation.summary",
+                     "connect_error"):
+            self.sio.on(name, self._recorder(name), namespace="/copilot")
+        if connect:
+            self.connect()
+
+    def _recorder(self, name):
+        def record(data):
+            with self.cond:
+                self.events.append((name, data))
+                self.cond.notify_all()
+        return record
+
+    def connect(self) -> None:
+        self.sio.connect(self.url, namespaces=["/copilot"], auth={"token": self.token} if self.token else None,
+                         transports=["websocket"], headers=self.headers, wait_timeout=10)
+
+    def call(self, event: str, payload=None, timeout: float = 30):
+        return self.sio.call(event, payload, namespace="/copilot", timeout=timeout)
+
+    def wait_for(self, name: str, predicate=lambda d: True, timeout: float = 10) -> dict:
+        deadline = time.time() + timeout
+        with self.cond:
+            while True:
+                for event, data in self.events:
+                    if event == name and predicate(data):
+                        return data
+                left = deadline - time.time()
+                if left <= 0:
+                    raise AssertionError(f"no {name} event arrived; got {[e for e, _ in self.events]}")
+                self.cond.wait(left)
+
+    def of(self, name: str) -> list[dict]:
+        with self.cond:
+            return [d for e, d in self.events if e == name]
+
+    def close(self) -> None:
+        if self.sio.connected:
+            self.sio.disconnect()

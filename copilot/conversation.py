@@ -1,0 +1,451 @@
+"""The per-conversation state machine (pure): counts, tone, triage, acknowledgment, modes and suggestion timing.
+
+Plain data in, plain data out. The service feeds it one snippet at a time with the detector's cues; it answers
+with what to show (a highlight, alerts, whether and at which stage to look for suggestions) and keeps the
+emotional history that becomes the handoff note and the summary.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable
+
+from copilot.cues.taxonomy import EMOTION_CUES, NEGATIVE_CUES
+from copilot.errors import CopilotError
+
+MODES = ("normal", "verification", "transactional")
+CHANNELS = ("voice", "chat", "email")
+SPEAKERS = ("customer", "agent")
+FEEDBACK = ("used", "dismissed", "helpful", "not_helpful")
+
+ACK_WINDOW_TURNS = 2  # agent turns a negative cue may wait for acknowledgment before a nudge
+TONE_WINDOW = 3  # customer turns in the recent-tone average
+TONE_SHIFT = 0.45  # drop of the latest tone below the recent average that counts as a shift
+STRONG_SCORE = 0.8  # a cue this sure breaks transactional quiet
+ABUSE_CLEAR_TURNS = 3  # customer turns without abuse before protection mode ends
+MAX_TIMELINE = 200
+MAX_EVIDENCE = 5
+MAX_SEEN = 2000
+
+POSITIVE = {"gratitude": 1.0, "relief": 1.0, "joy": 0.8, "approval": 0.6, "admiration": 0.8, "optimism": 0.6,
+            "love": 0.6, "caring": 0.4, "amusement": 0.4, "excitement": 0.6}
+NEGATIVE = {"anger": 1.0, "annoyance": 0.8, "disappointment": 0.8, "disapproval": 0.6, "disgust": 1.0,
+            "fear": 0.8, "nervousness": 0.7, "sadness": 0.9, "grief": 1.0, "remorse": 0.5, "embarrassment": 0.4,
+            "confusion": 0.3}
+
+ACKNOWLEDGE = re.compile(
+    r"\b(?:i (?:completely |totally |really )?(?:understand|hear you|get (?:it|that|why))|i can (?:see|hear|imagine|"
+    r"understand)|that (?:sounds|must (?:be|have been)|is (?:really )?(?:frustrating|worrying|upsetting|hard|awful))|"
+    r"i'?m (?:so |really |very )?sorry|i apologi[sz]e|thank(?:s| you) for (?:your patience|bearing with|"
+    r"explaining|telling)|you'?re right|fair enough|no wonder|makes sense that you|i appreciate)", re.IGNORECASE)
+NAME_EMOTION = re.compile(
+    r"\b(?:frustrat\w*|upset\w*|worr\w*|anxious|stress\w*|disappoint\w*|confus\w*|angry|annoy\w*|"
+    r"scar\w*|sad|difficult time|hard time|distress\w*|overwhelm\w*)\b", re.IGNORECASE)
+OPEN_QUESTION = re.compile(r"(?:^|[.!?]\s+)(?:what|how|which|where|when|why|tell me|walk me through|could you "
+                           r"(?:tell|walk|describe|share))\b[^?]*\?", re.IGNORECASE)
+OFFER_OPTIONS = re.compile(r"\b(?:one option|another option|options? (?:are|is)|we (?:could|can)|you (?:could|can) "
+                           r"(?:either|choose)|would you prefer|either\b.+\bor\b|i can offer|what i can do)",
+                           re.IGNORECASE)
+CLOSE_LOOP = re.compile(r"\b(?:anything else|to (?:confirm|recap|summari[sz]e)|so (?:to )?(?:recap|summari[sz]e)|"
+                        r"i'?ll (?:follow up|call you back|email you|keep you updated)|you'?ll (?:receive|get|hear)|"
+                        r"i'?ve (?:updated|arranged|booked|raised|sent|applied))", re.IGNORECASE)
+
+
+class InvalidSnippet(CopilotError):
+    """A snippet the engine cannot take (the conversation has ended)."""
+
+    code, status = "conversation_ended", 409
+
+
+@dataclass
+class Conversation:
+    """Everything the copilot remembers about one conversation (small: capped lists, no transcript)."""
+
+    id: str
+    tenant: str
+    agent: str
+    channel: str
+    queue: str = ""
+    customer_ref: str = ""
+    locale: str = "en"
+    consent: bool = True
+    started_at: float = 0.0
+    mode: str = "normal"
+    customer_turns: int = 0
+    agent_turns: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    evidence: dict[str, list[str]] = field(default_factory=dict)
+    tones: list[float] = field(default_factory=list)
+    triage_history: list[int] = field(default_factory=list)
+    crisis: bool = False
+    abuse_active: bool = False
+    turns_since_abuse: int = 0
+    pending: dict[str, int] = field(default_factory=dict)  # negative cue -> agent_turns when it opened
+    nudged: list[str] = field(default_factory=list)
+    episodes: int = 0
+    resolved: int = 0
+    acknowledged: dict[str, int] = field(default_factory=dict)
+    behaviours: dict[str, int] = field(default_factory=dict)
+    shown: list[str] = field(default_factory=list)
+    used: list[str] = field(default_factory=list)
+    dismissed: list[str] = field(default_factory=list)
+    rated: dict[str, str] = field(default_factory=dict)
+    on_screen: list[str] = field(default_factory=list)
+    last_push_at: float = -1e9
+    verification_seen_negative: bool = False
+    after_verification_due: bool = False
+    alerts: list[list[str]] = field(default_factory=list)  # [kind, key] sent once each
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    seen: dict[str, bool] = field(default_factory=dict)  # snippet id -> final
+    experiment: list[str] | None = None  # [experiment id, variant]
+    guidance: bool = True
+    transfers: list[str] = field(default_factory=list)
+    ended_at: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Conversation":
+        return cls(**data)
+
+    @property
+    def triage_level(self) -> int:
+        """1 mild, 2 significant distress, 3 crisis (sticky once disclosed); recent turns decide 1 or 2."""
+        if self.crisis:
+            return 3
+        return max(self.triage_history[-TONE_WINDOW:], default=1)
+
+    @property
+    def resolution_rate(self) -> float | None:
+        """Share of negative-cue episodes the agent acknowledged (None when there were none)."""
+        return round(self.resolved / self.episodes, 4) if self.episodes else None
+
+
+@dataclass(frozen=True)
+class CueSeen:
+    """One cue on one snippet, as the detector reported it."""
+
+    cue: str
+    score: float
+    spans: tuple[tuple[int, int], ...]
+
+
+@dataclass
+class Outcome:
+    """What a snippet changes on screen."""
+
+    highlight: dict[str, Any] | None = None
+    alerts: list[dict[str, str]] = field(default_factory=list)
+    suggest_stage: str | None = None
+    suggest_cues: list[str] = field(default_factory=list)
+    duplicate: bool = False
+
+
+def tone_of(emotions: dict[str, float]) -> float:
+    """A tone score in [-1, 1] from the emotion probabilities: positive minus negative weight."""
+    positive = sum(w * emotions.get(k, 0.0) for k, w in POSITIVE.items())
+    negative = sum(w * emotions.get(k, 0.0) for k, w in NEGATIVE.items())
+    return max(-1.0, min(1.0, positive - negative))
+
+
+def tone_label(tones: list[float]) -> dict[str, Any]:
+    """The latest tone, its word, and the trend over recent turns."""
+    if not tones:
+        return {"score": 0.0, "label": "neutral", "trend": "steady", "recent": []}
+    latest = tones[-1]
+    label = "negative" if latest < -0.2 else "positive" if latest > 0.2 else "neutral"
+    recent = tones[-TONE_WINDOW - 1:]
+    trend = "steady"
+    if len(recent) >= 2:
+        change = recent[-1] - sum(recent[:-1]) / len(recent[:-1])
+        trend = "worsening" if change < -0.2 else "improving" if change > 0.2 else "steady"
+    return {"score": round(latest, 3), "label": label, "trend": trend, "recent": [round(t, 3) for t in tones[-8:]]}
+
+
+def triage_for(cues: Iterable[CueSeen], counts: dict[str, int]) -> int:
+    """The triage level one customer turn shows (3 for crisis, 2 for significant distress, else 1)."""
+    names = {c.cue: c for c in cues}
+    if "crisis" in names:
+        return 3
+    negative_emotions = [c for c in names.values() if c.cue in EMOTION_CUES and c.cue in NEGATIVE_CUES]
+    strong = [c for c in negative_emotions if c.score >= 0.7]
+    if ("abuse" in names or len(negative_emotions) >= 2 or strong
+            or (negative_emotions and ({"escalation_request", "churn_risk"} & set(names)))
+            or any(counts.get(c.cue, 0) >= 3 for c in negative_emotions)):
+        return 2
+    return 1
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def line_for(cues: list[CueSeen], counts: dict[str, int]) -> str:
+    """A short human sentence: 'Frustration, 3rd mention; repeat contact'."""
+    parts = []
+    for c in cues:
+        name = c.cue.replace("_", " ")
+        count = counts.get(c.cue, 0)
+        parts.append(f"{name.capitalize() if not parts else name}, {ordinal(count)} mention" if count > 1
+                     else (name.capitalize() if not parts else name))
+    return "; ".join(parts)
+
+
+def agent_behaviours(text: str) -> list[str]:
+    """Empathy behaviours in an agent's words: acknowledging, naming the emotion, open question, options, close."""
+    found = []
+    for name, regex in (("acknowledging", ACKNOWLEDGE), ("naming_emotion", NAME_EMOTION),
+                        ("open_question", OPEN_QUESTION), ("offering_options", OFFER_OPTIONS),
+                        ("closing_the_loop", CLOSE_LOOP)):
+        if regex.search(text):
+            found.append(name)
+    return found
+
+
+def _alert_once(conv: Conversation, out: Outcome, kind: str, key: str, message: str) -> None:
+    if [kind, key] in conv.alerts:
+        return
+    conv.alerts.append([kind, key])
+    out.alerts.append({"kind": kind, "message": message})
+
+
+def _remember_snippet(conv: Conversation, snippet_id: str, final: bool) -> bool:
+    """Record a snippet id; False when this final snippet was already processed (a duplicate)."""
+    if final and conv.seen.get(snippet_id):
+        return False
+    conv.seen[snippet_id] = conv.seen.get(snippet_id, False) or final
+    if len(conv.seen) > MAX_SEEN:
+        for old in list(conv.seen)[: len(conv.seen) - MAX_SEEN]:
+            conv.seen.pop(old)
+    return True
+
+
+def choose_stage(conv: Conversation, cue_names: set[str]) -> str:
+    """The stage the next suggestion should serve."""
+    if conv.abuse_active:
+        return "agent-protection"
+    if conv.after_verification_due:
+        return "after-verification"
+    if "gratitude" in cue_names and not (cue_names & NEGATIVE_CUES):
+        return "close-the-loop"
+    if conv.pending:
+        return "check-in"
+    if sum(conv.acknowledged.values()) >= 2:
+        return "options"
+    return "investigate"
+
+
+def on_customer(conv: Conversation, snippet_id: str, text: str, final: bool, cues: list[CueSeen],
+                emotions: dict[str, float], now: float, cooldown_s: float) -> Outcome:
+    """Take one customer snippet with its detected cues."""
+    if conv.ended_at is not None:
+        raise InvalidSnippet("the conversation has ended")
+    out = Outcome()
+    if not _remember_snippet(conv, snippet_id, final):
+        out.duplicate = True
+        return out
+    strong = [c for c in cues if (c.cue in EMOTION_CUES and c.score >= STRONG_SCORE)
+              or c.cue in {"crisis", "abuse", "escalation_request", "churn_risk"}]
+    quiet = conv.mode == "transactional" and not strong
+    shown_cues = [] if quiet else cues
+    if final:
+        conv.customer_turns += 1
+        for c in cues:
+            conv.counts[c.cue] = conv.counts.get(c.cue, 0) + 1
+            if conv.consent:
+                words = [text[s:e] for s, e in c.spans][:2]
+                conv.evidence[c.cue] = (conv.evidence.get(c.cue, []) + words)[-MAX_EVIDENCE:]
+        conv.tones.append(round(tone_of(emotions), 4))
+        conv.tones = conv.tones[-50:]
+        level = triage_for(cues, conv.counts)
+        conv.triage_history = (conv.triage_history + [level])[-50:]
+        names = {c.cue for c in cues}
+        _update_modes(conv, names, out)
+        _open_episodes(conv, names)
+        _tone_alert(conv, out)
+        if "crisis" in names:
+            conv.crisis = True
+            _alert_once(conv, out, "crisis", "crisis", "Possible crisis: slow down, check on the customer's "
+                                                        "wellbeing and offer support before the account.")
+        if {"escalation_request", "churn_risk"} & names and (
+                conv.counts.get("frustration", 0) >= 2 or conv.counts.get("repeat_contact", 0) >= 1):
+            key = "churn_risk" if "churn_risk" in names else "escalation_request"
+            _alert_once(conv, out, "escalation_risk", key, "Escalation risk: repeated frustration with a request to "
+                                                          f"{'leave' if key == 'churn_risk' else 'escalate'}.")
+        if conv.mode == "verification" and names & NEGATIVE_CUES:
+            conv.verification_seen_negative = True
+        conv.timeline = (conv.timeline + [{"snippet_id": snippet_id, "at": now, "cues": sorted(names),
+                                           "triage_level": conv.triage_level}])[-MAX_TIMELINE:]
+        if not quiet and conv.guidance:
+            out.suggest_stage, out.suggest_cues = _suggestion_due(conv, cues, now, cooldown_s)
+    if shown_cues or final:
+        out.highlight = {
+            "snippet_id": snippet_id, "final": final, "triage_level": conv.triage_level,
+            "cues": [{"cue": c.cue, "score": round(c.score, 4), "spans": [list(s) for s in c.spans],
+                      "count": conv.counts.get(c.cue, 0) if final else conv.counts.get(c.cue, 0) + 1}
+                     for c in shown_cues],
+            "tone": tone_label(conv.tones),
+            "line": line_for(list(shown_cues), conv.counts) if final else line_for(list(shown_cues), {}),
+            "mode": "agent-protection" if conv.abuse_active else conv.mode,
+        }
+    return out
+
+
+def _update_modes(conv: Conversation, names: set[str], out: Outcome) -> None:
+    if "abuse" in names:
+        conv.turns_since_abuse = 0
+        if not conv.abuse_active:
+            conv.abuse_active = True
+            conv.alerts = [a for a in conv.alerts if a != ["agent_protection", "abuse"]]
+            _alert_once(conv, out, "agent_protection", "abuse", "Abusive language: you do not have to accept it. "
+                                                                "Set a boundary, and follow the abuse procedure.")
+    elif conv.abuse_active:
+        conv.turns_since_abuse += 1
+        if conv.turns_since_abuse >= ABUSE_CLEAR_TURNS:
+            conv.abuse_active = False
+
+
+def _open_episodes(conv: Conversation, names: set[str]) -> None:
+    for cue in sorted(names & NEGATIVE_CUES):
+        if cue not in conv.pending:
+            conv.pending[cue] = conv.agent_turns
+            conv.episodes += 1
+
+
+def _tone_alert(conv: Conversation, out: Outcome) -> None:
+    if len(conv.tones) < 2:
+        return
+    previous = conv.tones[-TONE_WINDOW - 1:-1]
+    drop = sum(previous) / len(previous) - conv.tones[-1]
+    if drop >= TONE_SHIFT:
+        _alert_once(conv, out, "tone_shift", f"turn-{conv.customer_turns}",
+                    "Tone shift: the customer's tone just turned sharply more negative.")
+
+
+def _suggestion_due(conv: Conversation, cues: list[CueSeen], now: float, cooldown_s: float) -> tuple[str | None, list[str]]:
+    if conv.mode == "verification":
+        return None, []
+    names = [c.cue for c in sorted(cues, key=lambda c: -c.score)]
+    if not names and not conv.after_verification_due:
+        return None, []
+    crisis_now = "crisis" in names and ["suggested", "crisis"] not in conv.alerts
+    abuse_now = "abuse" in names and conv.abuse_active
+    if now - conv.last_push_at < cooldown_s and not (crisis_now or abuse_now):
+        return None, []
+    stage = choose_stage(conv, set(names))
+    if stage == "agent-protection":
+        names = ["abuse"]
+    elif stage == "after-verification":
+        names = names or sorted(conv.counts, key=lambda c: -conv.counts[c])
+    if crisis_now:
+        conv.alerts.append(["suggested", "crisis"])
+    return stage, names
+
+
+def on_agent(conv: Conversation, snippet_id: str, text: str, final: bool, now: float) -> Outcome:
+    """Take one agent snippet: notice acknowledgment and other behaviours; nudge when an emotion waits too long."""
+    if conv.ended_at is not None:
+        raise InvalidSnippet("the conversation has ended")
+    out = Outcome()
+    if not _remember_snippet(conv, snippet_id, final):
+        out.duplicate = True
+        return out
+    if not final:
+        return out
+    conv.agent_turns += 1
+    found = agent_behaviours(text)
+    for name in found:
+        conv.behaviours[name] = conv.behaviours.get(name, 0) + 1
+    if {"acknowledging", "naming_emotion"} & set(found) and conv.pending:
+        for cue in conv.pending:
+            conv.acknowledged[cue] = conv.acknowledged.get(cue, 0) + 1
+        conv.resolved += len(conv.pending)
+        conv.pending.clear()
+    for cue, opened in sorted(conv.pending.items()):
+        if conv.agent_turns - opened >= ACK_WINDOW_TURNS and cue not in conv.nudged:
+            conv.nudged.append(cue)
+            out.alerts.append({"kind": "unacknowledged",
+                               "message": f"{cue.replace('_', ' ').capitalize()} not acknowledged yet: the customer "
+                                          f"mentioned it {conv.counts.get(cue, 1)} time(s)."})
+    return out
+
+
+def set_mode(conv: Conversation, mode: str) -> bool:
+    """Change mode; leaving verification with negative cues seen makes the after-verification check-in due.
+    Returns whether a suggestion is now due."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    leaving_verification = conv.mode == "verification" and mode != "verification"
+    conv.mode = mode
+    if leaving_verification and conv.verification_seen_negative:
+        conv.after_verification_due = True
+        return True
+    return False
+
+
+def record_push(conv: Conversation, ids: list[str], now: float) -> None:
+    """Remember what went on screen (it replaces what was there)."""
+    conv.shown.extend(i for i in ids if i not in conv.shown)
+    conv.on_screen = ids[:2]
+    conv.last_push_at = now
+    conv.after_verification_due = False
+
+
+def record_feedback(conv: Conversation, suggestion_id: str, action: str) -> None:
+    """used / dismissed take a card off screen; helpful / not_helpful rate it."""
+    if action not in FEEDBACK:
+        raise ValueError(f"action must be one of {', '.join(FEEDBACK)}")
+    if suggestion_id not in conv.shown:
+        raise KeyError(suggestion_id)
+    if action in ("used", "dismissed"):
+        target = conv.used if action == "used" else conv.dismissed
+        if suggestion_id not in target:
+            target.append(suggestion_id)
+        conv.on_screen = [i for i in conv.on_screen if i != suggestion_id]
+    else:
+        conv.rated[suggestion_id] = action
+
+
+def handoff_note(conv: Conversation) -> str:
+    """The emotional history for the next agent, in one or two sentences."""
+    parts = []
+    if conv.counts.get("repeat_contact"):
+        parts.append(f"Customer says they have contacted us before ({conv.counts['repeat_contact']} mention"
+                     f"{'s' if conv.counts['repeat_contact'] > 1 else ''})")
+    feelings = []
+    for cue in EMOTION_CUES:
+        n = conv.counts.get(cue, 0)
+        if n and cue in NEGATIVE_CUES:
+            ack = conv.acknowledged.get(cue, 0)
+            feelings.append(f"{cue} x{n}, acknowledged {'once' if ack == 1 else f'{ack} times' if ack else 'not yet'}")
+    if feelings:
+        parts.append("; ".join(feelings))
+    for cue, words in (("escalation_request", "asked to escalate"), ("churn_risk", "mentioned leaving"),
+                       ("urgency", "under time pressure"), ("abuse", "used abusive language")):
+        if conv.counts.get(cue):
+            parts.append(words)
+    parts.append("crisis signs present: handle with care" if conv.crisis else "no crisis signs")
+    tone = tone_label(conv.tones)
+    parts.append(f"tone {tone['label']}, {tone['trend']}; triage {conv.triage_level}")
+    note = "; ".join(parts) + "."
+    return note[0].upper() + note[1:]
+
+
+def summary(conv: Conversation) -> dict[str, Any]:
+    """The end-of-conversation summary: timeline, counts, resolution, suggestions."""
+    return {
+        "conversation_id": conv.id, "channel": conv.channel, "queue": conv.queue,
+        "started_at": conv.started_at, "ended_at": conv.ended_at,
+        "customer_turns": conv.customer_turns, "agent_turns": conv.agent_turns,
+        "counts": dict(conv.counts), "acknowledged": dict(conv.acknowledged),
+        "negative_episodes": conv.episodes, "resolved": conv.resolved,
+        "emotional_resolution_rate": conv.resolution_rate,
+        "max_triage_level": max([3] if conv.crisis else conv.triage_history or [1]),
+        "behaviours": dict(conv.behaviours), "timeline": list(conv.timeline),
+        "suggestions": {"shown": list(conv.shown), "used": list(conv.used), "dismissed": list(conv.dismissed),
+                        "rated": dict(conv.rated)},
+        "alerts": [a[0] for a in conv.alerts if a[0] != "suggested"],
+        "experiment": conv.experiment, "handoff_note": handoff_note(conv),
+    }

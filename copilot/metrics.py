@@ -1,0 +1,32 @@
+"""Prometheus metrics of one server process, served at /metrics."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    """The counters and histograms the service updates; each app has its own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.snippets = Counter("copilot_snippets_total", "Transcript snippets processed", ["speaker"],
+                                registry=self.registry)
+        self.latency = Histogram("copilot_snippet_seconds", "Time from receiving a snippet to its emits",
+                                 buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.cues = Counter("copilot_cues_total", "Cues highlighted on final customer snippets", ["cue"],
+                            registry=self.registry)
+        self.suggestions = Counter("copilot_suggestions_total", "Suggestions shown and agents' feedback",
+                                   ["action"], registry=self.registry)
+        self.errors = Counter("copilot_errors_total", "Errors acknowledged to clients", ["code"],
+                              registry=self.registry)
+        self.conversations = Counter("copilot_conversations_total", "Conversations started", registry=self.registry)
+        self.connections = Counter("copilot_connections_total", "Socket.IO connections", ["result"],
+                                   registry=self.registry)
+        self.resolution = Histogram("copilot_emotional_resolution_rate", "Emotional resolution rate per conversation",
+                                    buckets=(0.0, 0.25, 0.5, 0.75, 1.0), registry=self.registry)
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)

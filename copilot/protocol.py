@@ -1,0 +1,85 @@
+"""The Socket.IO protocol's client events and their payload rules, validated in one place (pure).
+
+The README's protocol section documents the same table; tests check the two agree.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from copilot.conversation import CHANNELS, FEEDBACK, MODES, SPEAKERS
+from copilot.errors import InvalidPayload, TextTooLong
+
+ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One payload field: its kind and whether it is required."""
+
+    kind: str  # id, text, bool, number, choice, name
+    required: bool = True
+    choices: tuple[str, ...] = ()
+
+
+EVENTS: dict[str, dict[str, Field]] = {
+    "conversation.start": {
+        "conversation_id": Field("id"), "channel": Field("choice", True, CHANNELS),
+        "queue": Field("name", False), "customer_ref": Field("name", False), "locale": Field("name", False),
+        "consent": Field("bool", False)},
+    "transcript.snippet": {
+        "conversation_id": Field("id"), "snippet_id": Field("id"), "speaker": Field("choice", True, SPEAKERS),
+        "text": Field("text"), "final": Field("bool"), "ts": Field("number", False)},
+    "conversation.mode": {"conversation_id": Field("id"), "mode": Field("choice", True, MODES)},
+    "suggestion.feedback": {"conversation_id": Field("id"), "suggestion_id": Field("id"),
+                            "action": Field("choice", True, FEEDBACK)},
+    "conversation.transfer": {"conversation_id": Field("id"), "to_queue": Field("name", False)},
+    "conversation.end": {"conversation_id": Field("id")},
+    "conversation.join": {"conversation_id": Field("id")},
+}
+
+
+def validate(event: str, payload: Any, max_text: int) -> dict[str, Any]:
+    """The payload with defaults filled in, or InvalidPayload / TextTooLong naming the field."""
+    spec = EVENTS[event]
+    if not isinstance(payload, Mapping):
+        raise InvalidPayload(f"{event} takes a JSON object")
+    unknown = sorted(str(k) for k in payload if k not in spec)
+    if unknown:
+        raise InvalidPayload(f"{event} has no field {', '.join(unknown)}")
+    clean: dict[str, Any] = {}
+    for name, field in spec.items():
+        if name not in payload or payload[name] is None:
+            if field.required:
+                raise InvalidPayload(f"{name} is required")
+            continue
+        clean[name] = check(name, field, payload[name], max_text)
+    return clean
+
+
+def check(name: str, field: Field, value: Any, max_text: int) -> Any:
+    """One field's value, checked."""
+    if field.kind == "id":
+        if not isinstance(value, str) or not ID.match(value):
+            raise InvalidPayload(f"{name} must be 1-128 characters of letters, digits and . _ : @ -")
+    elif field.kind == "name":
+        if not isinstance(value, str) or len(value) > 128 or any(ord(ch) < 32 for ch in value):
+            raise InvalidPayload(f"{name} must be text of at most 128 characters")
+    elif field.kind == "text":
+        if not isinstance(value, str):
+            raise InvalidPayload(f"{name} must be text")
+        if len(value) > max_text:
+            raise TextTooLong(f"{name} is {len(value)} characters; the limit is {max_text}")
+        if "\x00" in value:
+            raise InvalidPayload(f"{name} must not contain NUL characters")
+    elif field.kind == "bool":
+        if not isinstance(value, bool):
+            raise InvalidPayload(f"{name} must be true or false")
+    elif field.kind == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            raise InvalidPayload(f"{name} must be a number")
+    elif field.kind == "choice":
+        if value not in field.choices:
+            raise InvalidPayload(f"{name} must be one of {', '.join(field.choices)}")
+    return value

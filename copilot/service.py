@@ -1,0 +1,279 @@
+"""The copilot service: one method per protocol event, joining the detector, the conversation engine, the
+library and the stores. It returns what to acknowledge and what to emit; the transport only delivers.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from copilot import conversation as engine
+from copilot.conversation import Conversation, CueSeen, InvalidSnippet
+from copilot.cues.detector import CueDetector
+from copilot.errors import CopilotError, NotFound
+from copilot.library.experiments import assign, parse_experiment
+from copilot.library.service import Library
+from copilot.metrics import Metrics
+from copilot.protocol import validate
+from copilot.redact import redact
+from copilot.security import Identity
+from copilot.store import ConversationStore
+from copilot.suggest import Request, Suggestion
+
+
+@dataclass
+class Reply:
+    """An acknowledgment, and the events to emit to the conversation's room (which the caller joins, or leaves
+    once the conversation has ended)."""
+
+    ack: dict[str, Any]
+    room: str
+    emits: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    leave: bool = False
+
+
+def room(tenant: str, conversation_id: str) -> str:
+    """The Socket.IO room of one conversation (tenant-qualified, so ids never collide across tenants)."""
+    return f"{tenant}/{conversation_id}"
+
+
+class CopilotService:
+    """Protocol events in, acknowledgments and emits out."""
+
+    def __init__(self, detector: CueDetector, library: Library, store: ConversationStore, metrics: Metrics,
+                 max_text_chars: int = 4000, cooldown_s: float = 20.0, transcript: str = "redacted") -> None:
+        self.detector = detector
+        self.library = library
+        self.store = store
+        self.metrics = metrics
+        self.max_text_chars = max_text_chars
+        self.cooldown_s = cooldown_s
+        self.transcript = transcript
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+    def _event(self, conv: Conversation, kind: str, **fields: Any) -> dict[str, Any]:
+        return {"type": kind, "tenant": conv.tenant, "conversation_id": conv.id, "agent": conv.agent,
+                "channel": conv.channel, "queue": conv.queue, **fields}
+
+    def _text_for_log(self, conv: Conversation, text: str) -> dict[str, str]:
+        if not conv.consent or self.transcript == "none":
+            return {}
+        return {"text": redact(text)}
+
+    def _suggest(self, conv: Conversation, stage: str, cues: list[str], embedding) -> list[Suggestion]:
+        request = Request(embedding, cues, conv.channel, stage, frozenset(conv.shown), k=2, counts=dict(conv.counts))
+        suggestions = self.library.suggest(conv.tenant, request)
+        if conv.experiment:
+            variant = self._variant(conv)
+            if variant is not None and variant.phrasings is not None:
+                suggestions = [s for s in suggestions if s.id in variant.phrasings]
+        return suggestions
+
+    def _variant(self, conv: Conversation):
+        data = self.library.store.experiments(conv.tenant).get(conv.experiment[0])
+        return parse_experiment(data).variant(conv.experiment[1]) if data else None
+
+    def _push(self, conv: Conversation, suggestions: list[Suggestion], now: float) -> dict[str, Any] | None:
+        if not suggestions:
+            return None
+        engine.record_push(conv, [s.id for s in suggestions], now)
+        return {"conversation_id": conv.id, "suggestions": [s.as_dict() for s in suggestions]}
+
+    def _count_shown(self, tenant: str, where: tuple[str, str], push: dict[str, Any] | None) -> None:
+        if not push:
+            return
+        queue, channel = where
+        for s in push["suggestions"]:
+            self.library.store.count_usage(tenant, s["id"], "shown", s["cues"][0], queue, channel)
+        self.metrics.suggestions.labels("shown").inc(len(push["suggestions"]))
+
+    # -- events -------------------------------------------------------------------------------------------------
+    def start(self, who: Identity, payload: Any) -> Reply:
+        data = validate("conversation.start", payload, self.max_text_chars)
+        conv = Conversation(id=data["conversation_id"], tenant=who.tenant, agent=who.agent, channel=data["channel"],
+                            queue=data.get("queue", ""), customer_ref=data.get("customer_ref", ""),
+                            locale=data.get("locale", "en"), consent=data.get("consent", True), started_at=time.time())
+        for experiment in self.library.store.experiments(who.tenant).values():
+            if experiment.get("active", True):
+                parsed = parse_experiment(experiment)
+                variant = assign(parsed, conv.queue)
+                if variant is not None:
+                    conv.experiment = [parsed.id, variant]
+                    conv.guidance = parsed.variant(variant).guidance
+                    break
+        self.store.create(conv, [self._event(conv, "conversation.start", consent=conv.consent,
+                                             experiment=conv.experiment)])
+        if conv.experiment:
+            self.library.store.log_exposure(who.tenant, conv.experiment[0], conv.experiment[1], conv.id)
+        self.metrics.conversations.inc()
+        return Reply({"ok": True, "conversation_id": conv.id, "experiment": conv.experiment, "guidance": conv.guidance},
+                     room(who.tenant, conv.id))
+
+    def snippet(self, who: Identity, payload: Any) -> Reply:
+        started = time.perf_counter()
+        data = validate("transcript.snippet", payload, self.max_text_chars)
+        cid, sid, text, final = data["conversation_id"], data["snippet_id"], data["text"], data["final"]
+        self.store.get(who.tenant, cid)  # unknown conversations fail before any model work
+        if data["speaker"] == "agent":
+            reply = self._agent_snippet(who, cid, sid, text, final)
+        else:
+            reply = self._customer_snippet(who, cid, sid, text, final)
+        self.metrics.snippets.labels(data["speaker"]).inc()
+        self.metrics.latency.observe(time.perf_counter() - started)
+        return reply
+
+    def _customer_snippet(self, who: Identity, cid: str, sid: str, text: str, final: bool) -> Reply:
+        analysis = self.detector.analyse(text) if text.strip() else None
+        cues = [CueSeen(h.cue, h.score, h.spans) for h in analysis.cues] if analysis else []
+        emotions = dict(analysis.emotions) if analysis else {}
+        now = time.time()
+
+        def change(conv: Conversation):
+            if conv.ended_at is not None:
+                raise InvalidSnippet("the conversation has ended")
+            out = engine.on_customer(conv, sid, text, final, cues, emotions, now, self.cooldown_s)
+            push = None
+            if out.suggest_stage and analysis is not None:
+                push = self._push(conv, self._suggest(conv, out.suggest_stage, out.suggest_cues, analysis.embedding), now)
+            note = None
+            if final and "escalation_request" in [c.cue for c in cues] and ["handoff", "escalation"] not in conv.alerts:
+                conv.alerts.append(["handoff", "escalation"])
+                note = engine.handoff_note(conv)
+            events = []
+            if final and not out.duplicate:
+                events.append(self._event(conv, "transcript.snippet", snippet_id=sid, speaker="customer",
+                                          cues=[c.cue for c in cues], triage_level=conv.triage_level,
+                                          suggestions=[s["id"] for s in push["suggestions"]] if push else [],
+                                          alerts=[a["kind"] for a in out.alerts], **self._text_for_log(conv, text)))
+            return (out, push, note, (conv.queue, conv.channel)), events
+
+        out, push, note, where = self.store.update(who.tenant, cid, change)
+        reply = Reply({"ok": True, "snippet_id": sid, "duplicate": out.duplicate}, room(who.tenant, cid))
+        if out.highlight is not None:
+            reply.emits.append(("cue.highlight", {"conversation_id": cid, **out.highlight}))
+            if final:
+                for c in out.highlight["cues"]:
+                    self.metrics.cues.labels(c["cue"]).inc()
+        reply.emits.extend(("alert", {"conversation_id": cid, **a}) for a in out.alerts)
+        if push:
+            reply.emits.append(("suggestion.push", push))
+        if note:
+            reply.emits.append(("handoff.note", {"conversation_id": cid, "note": note, "reason": "escalation"}))
+        self._count_shown(who.tenant, where, push)
+        return reply
+
+    def _agent_snippet(self, who: Identity, cid: str, sid: str, text: str, final: bool) -> Reply:
+        now = time.time()
+
+        def change(conv: Conversation):
+            if conv.ended_at is not None:
+                raise InvalidSnippet("the conversation has ended")
+            out = engine.on_agent(conv, sid, text, final, now)
+            events = []
+            if final and not out.duplicate:
+                events.append(self._event(conv, "transcript.snippet", snippet_id=sid, speaker="agent",
+                                          behaviours=engine.agent_behaviours(text),
+                                          alerts=[a["kind"] for a in out.alerts], **self._text_for_log(conv, text)))
+            return out, events
+
+        out = self.store.update(who.tenant, cid, change)
+        reply = Reply({"ok": True, "snippet_id": sid, "duplicate": out.duplicate}, room(who.tenant, cid))
+        reply.emits.extend(("alert", {"conversation_id": cid, **a}) for a in out.alerts)
+        return reply
+
+    def mode(self, who: Identity, payload: Any) -> Reply:
+        data = validate("conversation.mode", payload, self.max_text_chars)
+        conv = self.store.get(who.tenant, data["conversation_id"])
+        query = None
+        if conv.mode == "verification" and data["mode"] != "verification" and conv.verification_seen_negative:
+            names = " ".join(sorted(conv.counts, key=lambda c: -conv.counts[c])).replace("_", " ")
+            query = self.detector.model.embed([f"now that you are verified, about the {names}"])[0]
+        now = time.time()
+
+        def change(c: Conversation):
+            due = engine.set_mode(c, data["mode"])
+            push = None
+            if due and query is not None and c.guidance:
+                cues = sorted(c.counts, key=lambda k: -c.counts[k])
+                push = self._push(c, self._suggest(c, "after-verification", cues, query), now)
+            return push, [self._event(c, "conversation.mode", mode=data["mode"])]
+
+        push = self.store.update(who.tenant, data["conversation_id"], change)
+        reply = Reply({"ok": True, "mode": data["mode"]}, room(who.tenant, data["conversation_id"]))
+        if push:
+            reply.emits.append(("suggestion.push", push))
+            self._count_shown(who.tenant, (conv.queue, conv.channel), push)
+        return reply
+
+    def feedback(self, who: Identity, payload: Any) -> Reply:
+        data = validate("suggestion.feedback", payload, self.max_text_chars)
+        sid, action = data["suggestion_id"], data["action"]
+
+        def change(c: Conversation):
+            try:
+                engine.record_feedback(c, sid, action)
+            except KeyError:
+                raise NotFound(f"suggestion {sid} was not shown in this conversation") from None
+            return c, [self._event(c, "suggestion.feedback", suggestion_id=sid, action=action)]
+
+        conv = self.store.update(who.tenant, data["conversation_id"], change)
+        try:
+            cues = self.library.get(who.tenant, sid).cues
+        except CopilotError:
+            cues = ("",)
+        cue = next((c for c in cues if c in conv.counts), cues[0])
+        self.library.store.count_usage(who.tenant, sid, action, cue, conv.queue, conv.channel)
+        self.metrics.suggestions.labels(action).inc()
+        return Reply({"ok": True, "suggestion_id": sid, "action": action}, room(who.tenant, data["conversation_id"]))
+
+    def transfer(self, who: Identity, payload: Any) -> Reply:
+        data = validate("conversation.transfer", payload, self.max_text_chars)
+
+        def change(c: Conversation):
+            c.transfers.append(data.get("to_queue", ""))
+            note = engine.handoff_note(c)
+            return note, [self._event(c, "conversation.transfer", to_queue=data.get("to_queue", ""), note=note)]
+
+        note = self.store.update(who.tenant, data["conversation_id"], change)
+        payload_out = {"conversation_id": data["conversation_id"], "note": note, "reason": "transfer",
+                       "to_queue": data.get("to_queue", "")}
+        return Reply({"ok": True, "note": note}, room(who.tenant, data["conversation_id"]),
+                     [("handoff.note", payload_out)])
+
+    def end(self, who: Identity, payload: Any) -> Reply:
+        data = validate("conversation.end", payload, self.max_text_chars)
+
+        def change(c: Conversation):
+            if c.ended_at is not None:
+                return engine.summary(c), []
+            c.ended_at = time.time()
+            result = engine.summary(c)
+            return result, [self._event(c, "conversation.end", summary={k: v for k, v in result.items()
+                                                                         if k != "timeline"})]
+
+        result = self.store.update(who.tenant, data["conversation_id"], change)
+        if result.get("experiment"):
+            exp_id, variant = result["experiment"]
+            self.library.store.record_outcome(who.tenant, exp_id, variant, data["conversation_id"], {
+                "shown": len(result["suggestions"]["shown"]), "used": len(result["suggestions"]["used"]),
+                "negative": result["negative_episodes"], "resolved": result["resolved"]})
+        if result["emotional_resolution_rate"] is not None:
+            self.metrics.resolution.observe(result["emotional_resolution_rate"])
+        return Reply({"ok": True, "summary": result}, room(who.tenant, data["conversation_id"]),
+                     [("conversation.summary", result)], leave=True)
+
+    def join(self, who: Identity, payload: Any) -> Reply:
+        """Resume a conversation after a reconnect (on any worker): rejoin its room and get its state back."""
+        data = validate("conversation.join", payload, self.max_text_chars)
+        conv = self.store.get(who.tenant, data["conversation_id"])
+        screen = []
+        for pid in conv.on_screen:
+            try:
+                p = self.library.get(who.tenant, pid)
+                screen.append({"id": p.id, "text": p.text, "cues": list(p.cues), "stage": p.stage})
+            except CopilotError:
+                continue
+        return Reply({"ok": True, "conversation_id": conv.id, "mode": conv.mode, "counts": dict(conv.counts),
+                      "triage_level": conv.triage_level, "tone": engine.tone_label(conv.tones),
+                      "shown": list(conv.shown), "on_screen": screen, "ended": conv.ended_at is not None},
+                     room(who.tenant, conv.id))

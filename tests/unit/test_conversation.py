@@ -1,0 +1,196 @@
+"""The conversation engine (pure): counts, triage, tone, acknowledgment, modes, suggestions, handoff, summary."""
+import pytest
+
+from copilot import conversation as engine
+from copilot.conversation import Conversation, CueSeen, InvalidSnippet
+
+ANGRY = {"anger": 0.8, "annoyance": 0.6}
+CALM = {"neutral": 0.9}
+HAPPY = {"gratitude": 0.95, "relief": 0.4}
+
+
+def conv(**kw):
+    return Conversation(id="c1", tenant="acme", agent="a1", channel="chat", **kw)
+
+
+def cue(name, score=0.9, spans=((0, 4),)):
+    return CueSeen(name, score, spans)
+
+
+def customer(c, sid, cues=(), emotions=CALM, final=True, now=0.0, text="word " * 10, cooldown=0.0):
+    return engine.on_customer(c, sid, text, final, list(cues), emotions, now, cooldown)
+
+
+def test_frustration_count_rises_with_each_final_mention():
+    c = conv()
+    for i in range(3):
+        out = customer(c, f"s{i}", [cue("frustration")], ANGRY)
+    assert c.counts["frustration"] == 3
+    assert out.highlight["cues"][0]["count"] == 3
+    assert out.highlight["line"] == "Frustration, 3rd mention"
+
+
+def test_partial_snippets_show_but_never_count_or_alert():
+    c = conv()
+    out = customer(c, "s1", [cue("crisis")], final=False)
+    assert out.highlight["final"] is False and out.alerts == [] and c.counts == {}
+    out = customer(c, "s1", [cue("crisis")], final=True)
+    assert c.counts == {"crisis": 1} and [a["kind"] for a in out.alerts] == ["crisis"]
+
+
+def test_a_duplicate_final_snippet_changes_nothing():
+    c = conv()
+    customer(c, "s1", [cue("frustration")])
+    out = customer(c, "s1", [cue("frustration")])
+    assert out.duplicate and c.counts["frustration"] == 1 and c.customer_turns == 1
+
+
+@pytest.mark.parametrize("cues, counts, level", [
+    ([], {}, 1),
+    ([cue("confusion", 0.5)], {"confusion": 1}, 1),
+    ([cue("frustration", 0.5), cue("anxiety", 0.5)], {}, 2),
+    ([cue("sadness", 0.9)], {"sadness": 1}, 2),
+    ([cue("frustration", 0.5), cue("churn_risk", 1.0)], {}, 2),
+    ([cue("frustration", 0.5)], {"frustration": 3}, 2),
+    ([cue("abuse", 1.0)], {}, 2),
+    ([cue("crisis", 1.0)], {}, 3),
+])
+def test_triage_levels(cues, counts, level):
+    assert engine.triage_for(cues, counts) == level
+
+
+def test_crisis_keeps_triage_at_three_for_the_rest_of_the_conversation():
+    c = conv()
+    customer(c, "s1", [cue("crisis")])
+    customer(c, "s2", [])
+    assert c.triage_level == 3
+
+
+def test_tone_shift_alerts_once_when_tone_drops_sharply():
+    c = conv()
+    customer(c, "s1", [], HAPPY)
+    customer(c, "s2", [], CALM)
+    out = customer(c, "s3", [cue("frustration")], ANGRY)
+    assert [a["kind"] for a in out.alerts] == ["tone_shift"]
+    assert out.highlight["tone"]["trend"] == "worsening" and out.highlight["tone"]["label"] == "negative"
+
+
+def test_acknowledgment_resolves_the_pending_emotion():
+    c = conv()
+    customer(c, "s1", [cue("frustration")], ANGRY)
+    engine.on_agent(c, "a1", "I'm sorry, that sounds really frustrating.", True, 1.0)
+    assert c.pending == {} and c.resolved == 1 and c.acknowledged == {"frustration": 1}
+    assert c.resolution_rate == 1.0
+
+
+def test_unacknowledged_emotion_gets_one_nudge_after_two_agent_turns():
+    c = conv()
+    customer(c, "s1", [cue("anxiety")])
+    assert engine.on_agent(c, "a1", "Can I have your account number?", True, 1.0).alerts == []
+    out = engine.on_agent(c, "a2", "Thanks, one moment.", True, 2.0)
+    assert [a["kind"] for a in out.alerts] == ["unacknowledged"]
+    assert engine.on_agent(c, "a3", "Still checking.", True, 3.0).alerts == []
+    assert c.resolution_rate == 0.0
+
+
+@pytest.mark.parametrize("text, behaviour", [
+    ("I can hear how worrying this is.", "acknowledging"),
+    ("That must be so frustrating.", "naming_emotion"),
+    ("What happened when you tried to pay?", "open_question"),
+    ("We could either refund it or send a replacement.", "offering_options"),
+    ("To recap, I've raised a refund and you'll receive an email.", "closing_the_loop"),
+])
+def test_agent_behaviours_are_recognised(text, behaviour):
+    assert behaviour in engine.agent_behaviours(text)
+
+
+def test_verification_holds_suggestions_then_offers_the_after_verification_check_in():
+    c = conv(mode="verification")
+    out = customer(c, "s1", [cue("anxiety")])
+    assert out.suggest_stage is None and out.highlight is not None
+    assert engine.set_mode(c, "normal") is True
+    assert engine.choose_stage(c, set()) == "after-verification"
+
+
+def test_transactional_mode_stays_quiet_unless_a_strong_cue_appears():
+    c = conv(mode="transactional")
+    out = customer(c, "s1", [cue("confusion", 0.5)])
+    assert out.highlight["cues"] == [] and out.suggest_stage is None
+    out = customer(c, "s2", [cue("crisis")])
+    assert [h["cue"] for h in out.highlight["cues"]] == ["crisis"] and out.suggest_stage is not None
+
+
+def test_abuse_switches_to_agent_protection_and_never_to_empathy_prompts():
+    c = conv()
+    out = customer(c, "s1", [cue("abuse"), cue("frustration")])
+    assert [a["kind"] for a in out.alerts] == ["agent_protection"]
+    assert out.suggest_stage == "agent-protection" and out.suggest_cues == ["abuse"]
+    out = customer(c, "s2", [cue("frustration")], now=100.0)
+    assert out.suggest_stage == "agent-protection"
+    for i in range(3):
+        customer(c, f"calm{i}", [], now=200.0 + i)
+    assert not c.abuse_active
+
+
+def test_cooldown_spaces_suggestions_but_crisis_breaks_through():
+    c = conv()
+    first = customer(c, "s1", [cue("frustration")], cooldown=30.0, now=100.0)
+    assert first.suggest_stage == "check-in"
+    engine.record_push(c, ["p1", "p2"], 100.0)
+    assert customer(c, "s2", [cue("frustration")], cooldown=30.0, now=110.0).suggest_stage is None
+    assert customer(c, "s3", [cue("crisis")], cooldown=30.0, now=115.0).suggest_stage is not None
+
+
+def test_feedback_takes_a_card_off_screen_and_unknown_ids_are_refused():
+    c = conv()
+    engine.record_push(c, ["p1", "p2", "p3"], 0.0)
+    assert c.on_screen == ["p1", "p2"]
+    engine.record_feedback(c, "p1", "used")
+    assert c.on_screen == ["p2"] and c.used == ["p1"]
+    with pytest.raises(KeyError):
+        engine.record_feedback(c, "never-shown", "used")
+    with pytest.raises(ValueError):
+        engine.record_feedback(c, "p2", "loved")
+
+
+def test_handoff_note_carries_the_emotional_history():
+    c = conv()
+    customer(c, "s1", [cue("repeat_contact"), cue("frustration")], ANGRY)
+    engine.on_agent(c, "a1", "I'm sorry, I can see why that's frustrating.", True, 1.0)
+    customer(c, "s2", [cue("frustration")], ANGRY)
+    customer(c, "s3", [cue("frustration"), cue("escalation_request")], ANGRY)
+    note = engine.handoff_note(c)
+    assert note.startswith("Customer says they have contacted us before")
+    assert "frustration x3, acknowledged once" in note and "asked to escalate" in note
+    assert "no crisis signs" in note
+
+
+def test_summary_has_timeline_resolution_and_suggestions():
+    c = conv()
+    customer(c, "s1", [cue("sadness")], {"sadness": 0.9}, now=1.0)
+    engine.on_agent(c, "a1", "I'm so sorry to hear that.", True, 2.0)
+    engine.record_push(c, ["p1"], 2.0)
+    engine.record_feedback(c, "p1", "used")
+    c.ended_at = 3.0
+    result = engine.summary(c)
+    assert result["timeline"][0]["cues"] == ["sadness"] and result["emotional_resolution_rate"] == 1.0
+    assert result["suggestions"]["used"] == ["p1"]
+
+
+def test_an_ended_conversation_takes_no_more_snippets():
+    c = conv()
+    c.ended_at = 1.0
+    with pytest.raises(InvalidSnippet):
+        customer(c, "s9", [])
+
+
+def test_consent_false_keeps_counts_but_no_words():
+    c = conv(consent=False)
+    customer(c, "s1", [cue("frustration")], text="fury at the bill")
+    assert c.counts == {"frustration": 1} and c.evidence == {}
+
+
+def test_state_round_trips_through_a_plain_dict():
+    c = conv()
+    customer(c, "s1", [cue("frustration")], ANGRY)
+    assert Conversation.from_dict(c.as_dict()) == c
