@@ -2,7 +2,7 @@
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    HOST=0.0.0.0 PORT=8000
+    HOST=0.0.0.0 PORT=8000 COPILOT_INSTANCE_DIR=/app/instance
 
 WORKDIR /app
 COPY requirements.txt .
@@ -19,4 +19,6 @@ USER copilot
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s \
   CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/readyz', timeout=2)"
-CMD ["python", "wsgi.py"]
+# One process with threads per container (Socket.IO sessions are sticky to a process). Scale out with more
+# containers sharing REDIS_URL behind a balancer with sticky sessions; see README "Scaling out".
+CMD ["sh", "-c", "exec gunicorn -w 1 --threads ${THREADS:-200} -b ${HOST}:${PORT} --timeout 0 wsgi:app"]

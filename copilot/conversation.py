@@ -7,8 +7,9 @@ emotional history that becomes the handoff note and the summary.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from copilot.cues.taxonomy import EMOTION_CUES, NEGATIVE_CUES
 from copilot.errors import CopilotError
@@ -106,7 +107,7 @@ class Conversation:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Conversation":
+    def from_dict(cls, data: dict[str, Any]) -> Conversation:
         return cls(**data)
 
     @property

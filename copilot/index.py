@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import faiss
 import numpy as np
@@ -107,7 +107,7 @@ class PhrasingIndex:
                 break
         return sorted(best.items(), key=lambda kv: -kv[1])[:k]
 
-    def copy(self) -> "PhrasingIndex":
+    def copy(self) -> PhrasingIndex:
         """An independent copy (a tenant's index starts as a copy of the shipped one)."""
         twin = PhrasingIndex(self.dim)
         twin.faiss = faiss.clone_index(self.faiss)
@@ -131,7 +131,7 @@ class PhrasingIndex:
         tmp_meta.replace(folder / f"{name}.json")
 
     @classmethod
-    def load(cls, folder: Path, name: str = "phrasings") -> "PhrasingIndex":
+    def load(cls, folder: Path, name: str = "phrasings") -> PhrasingIndex:
         """Read an index written by save()."""
         meta = json.loads((folder / f"{name}.json").read_text())
         index = cls(meta["dim"])

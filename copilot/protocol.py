@@ -5,8 +5,9 @@ The README's protocol section documents the same table; tests check the two agre
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from copilot.conversation import CHANNELS, FEEDBACK, MODES, SPEAKERS
 from copilot.errors import InvalidPayload, TextTooLong

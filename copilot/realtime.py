@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flask import request
 from flask_socketio import ConnectionRefusedError, SocketIO, join_room, leave_room
@@ -13,7 +14,7 @@ from flask_socketio import ConnectionRefusedError, SocketIO, join_room, leave_ro
 from copilot.errors import CopilotError, InvalidPayload, error_body
 from copilot.metrics import Metrics
 from copilot.protocol import EVENTS
-from copilot.security import Identity, Tokens, TokenBucket
+from copilot.security import Identity, TokenBucket, Tokens
 from copilot.service import CopilotService, Reply
 
 NAMESPACE = "/copilot"

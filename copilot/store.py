@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from typing import Callable, Protocol, TypeVar
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from copilot.conversation import Conversation
 from copilot.errors import CopilotError

@@ -3,8 +3,9 @@ a diverse few (maximal marginal relevance). The ranking is pure; the index is pa
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 

@@ -114,15 +114,18 @@ def make_settings(tmp_path):
 class ServerProcess:
     """`python wsgi.py` in a subprocess, as a user runs it, on a free loopback port."""
 
-    def __init__(self, env: dict, workdir: Path) -> None:
+    def __init__(self, env: dict, workdir: Path, gunicorn: bool = False) -> None:
         import os
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), "PYTHONUNBUFFERED": "1", **env}
         self.log = (workdir / f"server-{self.port}.log").open("w")
-        self.process = subprocess.Popen([sys_executable(), "wsgi.py"], cwd=ROOT, env=full, stdout=self.log,
-                                        stderr=subprocess.STDOUT)
+        command = [sys_executable(), "wsgi.py"]
+        if gunicorn:  # the Dockerfile's command
+            command = [sys_executable(), "-m", "gunicorn", "-w", "1", "--threads", "64", "-b",
+                       f"127.0.0.1:{self.port}", "wsgi:app"]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=full, stdout=self.log, stderr=subprocess.STDOUT)
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 60) -> None:

@@ -7,8 +7,9 @@ batched occlusion: the words whose removal lowers the cue score most.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class Thresholds:
     labels: dict[str, float]
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Thresholds":
+    def from_dict(cls, data: dict) -> Thresholds:
         """Read the thresholds.json layout."""
         return cls(dict(data["cues"]), float(data["support"]), dict(data["labels"]))
 
@@ -43,7 +44,7 @@ class Thresholds:
 def cue_scores(emotions: np.ndarray, labels: Sequence[str]) -> dict[str, np.ndarray]:
     """Per emotional cue, the highest probability among its labels (works on one row or a batch)."""
     index = {name: i for i, name in enumerate(labels)}
-    return {cue: emotions[..., [index[l] for l in names]].max(-1) for cue, names in EMOTION_CUES.items()}
+    return {cue: emotions[..., [index[name] for name in names]].max(-1) for cue, names in EMOTION_CUES.items()}
 
 
 def fires(score: float, threshold: float, has_evidence: bool, support: float) -> bool:

@@ -55,9 +55,9 @@ def goemotions_report(detector: CueDetector, data_dir: Path) -> dict:
     labels = detector.model.labels
     test = read_split(data_dir, "test")
     analyses = analyse_in_batches(detector, [e.text for e in test])
-    probs = np.array([[a.emotions[l] for l in labels] for a in analyses])
+    probs = np.array([[a.emotions[name] for name in labels] for a in analyses])
     gold = gold_matrix(test, labels)
-    thresholds = np.array([detector.thresholds.labels[l] for l in labels])
+    thresholds = np.array([detector.thresholds.labels[name] for name in labels])
     label_rows = rows(labels, probs >= thresholds, gold)
     cue_pred = np.array([[c in a.cue_names for c in EMOTION_CUES] for a in analyses])
     cue_rows = rows(list(EMOTION_CUES), cue_pred, cue_gold(gold, labels))

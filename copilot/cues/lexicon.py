@@ -146,7 +146,8 @@ PATTERNS: dict[str, tuple[str, ...]] = {
         r"miss (?:him|her|them)|hopeless|broken",
     ),
     "gratitude": (
-        r"thank(?:s| you(?: (?:so|very) much)?|ful)?|thanx|thx|cheers|grateful|gratitude|appreciat\w*|relie(?:f|ved)|lifesaver|life saver|"
+        r"thank(?:s| you(?: (?:so|very) much)?|ful)?|thanx|thx|cheers|grateful|gratitude|appreciat\w*|relie(?:f|ved)|"
+        r"lifesaver|life saver|"
         r"you'?re a star|you'?ve been (?:great|brilliant|amazing|so helpful|wonderful|really helpful)|"
         r"(?:so|very|really) helpful|brilliant,? thanks|you'?re (?:a )?(?:star|legend|angel)",
     ),

@@ -1,7 +1,7 @@
 """Classification and span metrics (pure numpy): precision, recall, F1, threshold search, span overlap."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

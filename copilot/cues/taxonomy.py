@@ -4,8 +4,8 @@ Pure data and pure functions: no I/O, no model.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 # Emotional cues and the GoEmotions labels that carry each one. A cue's score is the highest probability
 # among its labels; its threshold is tuned on GoEmotions dev (see copilot.cues.tune).

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 from tokenizers import Tokenizer
+from torch import nn
 from transformers import BertModel
 
 from copilot.cues.goemotions import read_labels, read_split

@@ -44,7 +44,7 @@ def gold_matrix(examples, labels: list[str]) -> np.ndarray:
 def cue_gold(gold: np.ndarray, labels: list[str]) -> np.ndarray:
     """A cue is present when any of its GoEmotions labels is."""
     index = {name: i for i, name in enumerate(labels)}
-    return np.stack([gold[:, [index[l] for l in names]].max(1) for names in EMOTION_CUES.values()], 1)
+    return np.stack([gold[:, [index[name] for name in names]].max(1) for names in EMOTION_CUES.values()], 1)
 
 
 def evidence_matrix(texts: list[str]) -> np.ndarray:
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     cues, support, cue_macro = tune_cues(scores, evidence_matrix(texts), cue_gold(gold, model.labels))
     result = {
         "tuned_on": "GoEmotions dev", "examples": len(dev),
-        "labels": {l: float(t) for l, t in zip(model.labels, label_thresholds)},
+        "labels": {name: float(t) for name, t in zip(model.labels, label_thresholds)},
         "cues": cues, "support": support,
         "dev_macro_f1_labels": round(float(label_f1.mean()), 4), "dev_macro_f1_cues": round(cue_macro, 4),
     }

@@ -8,9 +8,10 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from copilot.errors import InvalidPayload
 
@@ -100,7 +101,7 @@ def assign(experiment: Experiment, queue: str, at: datetime | None = None) -> st
             return experiment.queues[queue]
         digest = hashlib.sha256(f"{experiment.id}:{queue}".encode()).digest()
         return experiment.variants[int.from_bytes(digest[:8], "big") % len(experiment.variants)].name
-    hour = (at or datetime.now(timezone.utc)).astimezone(timezone.utc).hour
+    hour = (at or datetime.now(UTC)).astimezone(UTC).hour
     return next((variant for start, end, variant in experiment.schedule if start <= hour < end), None)
 
 

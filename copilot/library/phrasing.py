@@ -6,8 +6,9 @@ the agent-protection stage are guidance to the agent instead, and need not be qu
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Mapping
+from typing import Any
 
 from copilot.cues.taxonomy import CUES
 
@@ -76,7 +77,7 @@ class Phrasing:
             data[key] = list(data[key])
         return data
 
-    def with_changes(self, **changes: Any) -> "Phrasing":
+    def with_changes(self, **changes: Any) -> Phrasing:
         """A copy with some fields changed (validation is the caller's next step)."""
         return replace(self, **changes)
 

@@ -27,7 +27,8 @@ def deployment(request, tmp_path_factory):
         servers = [ServerProcess(env, workdir)]
     else:
         redis_url = request.getfixturevalue("redis_server").url
-        servers = [ServerProcess({**env, "REDIS_URL": redis_url}, workdir) for _ in range(2)]
+        servers = [ServerProcess({**env, "REDIS_URL": redis_url}, workdir),
+                   ServerProcess({**env, "REDIS_URL": redis_url}, workdir, gunicorn=True)]
     yield request.param, servers
     for server in servers:
         server.stop()

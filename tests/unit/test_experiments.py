@@ -1,5 +1,5 @@
 """Experiments: definitions, deterministic assignment, Wilson intervals and reports."""
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -23,8 +23,8 @@ def test_unlisted_queue_is_assigned_the_same_variant_every_time():
 def test_schedule_assignment_follows_the_utc_hour():
     experiment = parse_experiment({"id": "sched", "variants": [{"name": "a"}, {"name": "b"}],
                                    "assign_by": "schedule", "schedule": [[0, 12, "a"], [12, 24, "b"]]})
-    assert assign(experiment, "any", datetime(2026, 1, 1, 9, tzinfo=timezone.utc)) == "a"
-    assert assign(experiment, "any", datetime(2026, 1, 1, 15, tzinfo=timezone.utc)) == "b"
+    assert assign(experiment, "any", datetime(2026, 1, 1, 9, tzinfo=UTC)) == "a"
+    assert assign(experiment, "any", datetime(2026, 1, 1, 15, tzinfo=UTC)) == "b"
 
 
 @pytest.mark.parametrize("bad", [
