@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from copilot.cues.detector import CueDetector
+from copilot.cues.detector import CueDetector, cue_scores
 from copilot.cues.goemotions import read_split
 from copilot.cues.metrics import prf, span_scores
 from copilot.cues.taxonomy import CUES, EMOTION_CUES, Span
@@ -61,7 +61,10 @@ def goemotions_report(detector: CueDetector, data_dir: Path) -> dict:
     label_rows = rows(labels, probs >= thresholds, gold)
     cue_pred = np.array([[c in a.cue_names for c in EMOTION_CUES] for a in analyses])
     cue_rows = rows(list(EMOTION_CUES), cue_pred, cue_gold(gold, labels))
-    return {"labels": label_rows, "cues": cue_rows, "examples": len(test)}
+    scores = np.stack(list(cue_scores(probs, labels).values()), 1)
+    model_only = np.array([detector.thresholds.model_only[c] for c in EMOTION_CUES])
+    model_rows = rows(list(EMOTION_CUES), scores >= model_only, cue_gold(gold, labels))
+    return {"labels": label_rows, "cues": cue_rows, "cues_model_only": model_rows, "examples": len(test)}
 
 
 def read_cs_set(path: Path = CS_SET) -> list[dict]:

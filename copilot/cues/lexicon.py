@@ -11,145 +11,194 @@ from dataclasses import dataclass
 
 from copilot.cues.taxonomy import Span
 
-# Patterns per cue. Each is a regular expression matched case-insensitively on word boundaries.
-# A leading "!" marks a pattern that negation does not cancel (the phrase is itself the evidence, as in
-# "still not fixed" or "you're not very bright").
+# Patterns per cue, matched case-insensitively on word boundaries. Prefixes:
+#   "!"  negation does not cancel the match (the phrase is itself the evidence: "still not fixed");
+#   "="  for an emotional cue, an explicit phrase that fires the cue on its own ("I'm furious"), where plain
+#        evidence words only support the model's decision.
+# The pseudo-cue "_sarcasm" marks praise that means the opposite; it counts as explicit frustration and
+# cancels gratitude in the same text.
+DAY = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|the weekend|tomorrow|tonight|today|then|noon|midnight)"
+KIN = (r"(?:husband|wife|partner|mum|mom|mother|dad|father|son|daughter|child|baby|boy|girl|brother|sister|"
+       r"grandmother|grandfather|grandad|grandma|nan|gran|aunt|uncle|friend|fiancée?)")
 PATTERNS: dict[str, tuple[str, ...]] = {
     "repeat_contact": (
-        r"(?:second|third|fourth|fifth|sixth|\d+(?:st|nd|rd|th)|umpteenth|hundredth|several|multiple|many|"
-        r"countless|numerous) times?",
-        r"(?:(?:two|three|four|five|six|seven|eight|nine|ten|\d+) times)(?! (?:a|per) (?:day|week|month|year))",
-        r"!(?:called|rang|phoned|emailed|written|wrote|contacted|messaged|chatted|been on the phone|spoke to you|"
-        r"spoken to you|reported this|reported it|complained|raised this|been in touch)(?: \w+){0,4}? "
-        r"(?:before|already|again|last (?:week|month|time)|yesterday|earlier|twice|repeatedly|every day)",
-        r"!(?:already|again) (?:called|rang|phoned|emailed|contacted|reported|explained|told|complained|raised|"
-        r"spoken|spoke|been through)",
-        r"!i(?:'ve| have) (?:already|been) (?:told|explained|called|through this)",
-        r"!still (?:not|hasn'?t|haven'?t|isn'?t|doesn'?t|won'?t|no|waiting|broken|down|wrong|charging|missing)"
-        r"(?: \w+)?",
+        r"!(?:second|third|fourth|fifth|sixth|\d+(?:st|nd|rd|th)|umpteenth|hundredth) time(?= (?:i'?ve|i have|i'?m|"
+        r"i am|that i|we'?ve|i'?ll|calling|ringing|phoning|contacting|asking|chasing|writing|emailing|explaining|"
+        r"of asking))",
+        r"(?:called|rung|rang|phoned|emailed|written|wrote|contacted|messaged|chatted|chased|reported(?: this| it)?|"
+        r"complained|explained(?: this| it)?|answered|been on (?:the phone|chat|to you)|been in touch|"
+        r"spoken to (?:you|someone)|sent (?:it|this|them|the \w+))"
+        r"(?: \w+){0,4}? (?:before|already|again|twice|three times|four times|five times|\d+ times|repeatedly|"
+        r"last (?:week|month|time)|yesterday|every day|several times|multiple times)",
+        r"!(?:twice|three times|four times|five times|several times|multiple times|\d+ times) (?:already|now|before|"
+        r"this week|about this|about it)",
+        r"!(?:already|again) (?:called|rang|rung|phoned|emailed|contacted|reported|explained|told|complained|raised|"
+        r"spoken|spoke|been through|gave|given)",
+        r"!i(?:'ve| have) (?:already|been) (?:told|explained|called|through this|given)",
+        r"!still (?:not|hasn'?t|haven'?t|isn'?t|doesn'?t|no|broken|down|wrong|locked|nothing)(?! come)(?: \w+)?",
         r"!(?:yet|once) again",
-        r"!(?:every time|each time) i (?:call|ring|phone|contact|chat)",
-        r"!(?:keep|kept) (?:calling|ringing|phoning|chasing|getting passed|being told|getting told)",
-        r"!(?:nobody|no one|no-one) (?:ever )?(?:called|rang|got|gets|came) back",
-        r"!(?:same|this) (?:problem|issue) (?:again|every month|keeps)",
+        r"!(?:every|each) time (?:i|someone|somebody|you|they) (?:call|ring|phone|contact|chat|am told|'m told|"
+        r"tells? me|told me)",
+        r"!(?:keep|kept|keeps) (?:calling|ringing|phoning|chasing|getting passed|being told|getting told|"
+        r"happening|coming back|writing to|sending)",
+        r"!(?:nobody|no one|no-one|never) (?:ever )?(?:calls?|called|rang|rings|got|gets|came|comes|rung) (?:me )?back",
+        r"!(?:was|were|i was|we were|been) (?:told|promised) (?:\w+ ){0,6}?(?:last (?:week|time|month)|yesterday|"
+        r"on (?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)|before|it would|it'?d|a callback)",
         r"!(?:told|promised) (?:me )?(?:last time|before|it would be fixed)",
-        r"!(?:for|over) (?:the )?(?:last|past) (?:\w+ )?(?:weeks|months)",
-        r"!(?:chased|chasing) (?:this|it|you)",
+        r"!(?:chased|chasing) (?:this|it|you|them)",
+        r"!(?:same|this) (?:problem|issue) (?:again|every|keeps)",
+        r"!(?:another|a second|a third) (?:call|engineer no-show|no-show|missed appointment)",
+        r"!(?:three|four|five|\d+) (?:calls|emails|engineer no-shows|no-shows)",
     ),
     "escalation_request": (
-        r"(?:speak|talk|put me through) (?:to|with) (?:a|your|the|someone|somebody)?\s?(?:\w+ )?"
-        r"(?:manager|supervisor|boss|superior|team lead|senior)",
-        r"(?:manager|supervisor|someone senior|somebody senior|someone in charge|team leader)"
-        r"(?: please| now| right now)?",
-        r"escalat(?:e|ing|ion)",
-        r"(?:formal|official|written) complaint",
-        r"(?:file|make|lodge|raise|log|submit) a complaint",
-        r"ombudsman|regulator|ofcom|ofgem|trading standards|consumer (?:protection|rights)|small claims|"
-        r"better business bureau|bbb|solicitor|lawyer|legal action|take (?:you|this) to court|sue you",
+        r"(?:speak|talk|put me through|get me|transfer me) (?:to|with|through to) (?:a|your|the|someone|somebody)?"
+        r"\s?(?:\w+ )?(?:manager|supervisor|boss|superior|team lead(?:er)?|senior|someone senior|someone in charge)",
+        r"(?:want|need|like|get|fetch|demand|give me|put on|ask for|can i (?:have|get|speak to)) (?:to speak to )?"
+        r"(?:a|your|the|some) ?(?:manager|supervisor|team leader|boss|superior)",
+        r"(?:manager|supervisor|someone senior|somebody senior|someone in charge|someone more senior)"
+        r"(?: please| now| right now|\?| to call me)",
+        r"escalate (?:this|it|my|the)|(?:want|need|like) (?:this|it) escalated|escalation (?:team|request)",
+        r"(?:formal|official|written) complaint|(?:file|make|lodge|raise|log|submit|put in) a complaint",
+        r"ombudsman|regulator|ofcom|ofgem|ofwat|fca|trading standards|consumer (?:protection|rights)|small claims|"
+        r"better business bureau|solicitor|lawyer|legal action|take (?:you|this) to court|sue you|(?:going|go) to the "
+        r"(?:press|papers|media)|reporting you",
     ),
     "churn_risk": (
-        r"cancel(?:l?ing|l?ed)? (?:my|the|our|this)? ?(?:\w+ )?(?:account|contract|subscription|plan|service|"
-        r"membership|policy|order|direct debit|broadband|line)",
-        r"(?:want|going|ready|about) to cancel",
-        r"i(?:'ll| will| am|'m) (?:be )?cancel(?:l?ing)?",
-        r"close (?:my|our|the) (?:\w+ )?account",
-        r"(?:switch|switching|move|moving|go|going|leave|leaving|take my business) (?:over )?to "
-        r"(?:a |another |your )?(?:competitor|provider|company|bank|network|supplier|someone else|elsewhere|"
-        r"[a-z]+ instead)",
-        r"(?:take|taking) my (?:business|money|custom) elsewhere",
-        r"(?:i'?m|i am|we'?re|we are) (?:leaving|done with you|out|going elsewhere)",
-        r"(?:leave|leaving|quit|quitting|ditch|ditching|dump|dumping) (?:you|your company|this company)",
-        r"end (?:my|the|our) (?:contract|subscription|membership)",
-        r"(?:port|porting) my number",
-        r"(?:last|final) (?:straw|chance)",
-        r"(?:never|won'?t) (?:use|buy from|order from|recommend) you(?:r company)? again",
-        r"(?:better|cheaper) (?:deal|offer|price) (?:elsewhere|from|with)",
+        r"cancel(?:l?ing)? (?:my|the|our|this|all my)? ?(?:\w+ ){0,2}(?:account|contract|subscription|plan|"
+        r"service|membership|policy|broadband|line|mortgage|cover)",
+        r"(?:want|going|ready|about|planning) to (?:cancel|leave|switch)\b(?! (?:the|my) (?:old|direct|booking|order))",
+        r"i(?:'ll| will| am|'m) (?:be )?(?:cancell?ing|leaving|switching|off)\b(?! (?:the|my) (?:booking|order|trip))",
+        r"!cancel (?:it|the lot|everything)[.!]",
+        r"close (?:all )?(?:my|our) (?:\w+ )?accounts?",
+        r"(?:switch|switching|move|moving|go|going|leave|leaving|take|taking|went) (?:over )?(?:with|to|for) "
+        r"(?:a |another |an |someone |some )?(?:different |other |cheaper )?(?:competitor|provider|company|bank|network|"
+        r"supplier|insurer|airline|someone else|elsewhere|them|bt|sky|virgin|octopus|nationwide|aviva|vodafone|ee|o2)",
+        r"(?:take|taking|move|moving) (?:my|our|the) (?:\w+ )?(?:business|money|custom|mortgage|savings|salary|"
+        r"accounts?|everything) (?:elsewhere|to)|taking everything to",
+        r"(?:i'?m|i am|we'?re|we are) (?:leaving|done with (?:you|your company|this company)|going elsewhere|off)\b",
+        r"(?:leave|leaving|quit|quitting|ditch|ditching|dump|dumping|be rid of) (?:you|your company|this company)",
+        r"end (?:my|the|our) (?:contract|subscription|membership)|port(?:ing)? my number|shopping around",
+        r"(?:last|final) straw|one reason not to (?:switch|leave|go)|plenty of other (?:banks|providers|companies|"
+        r"networks|suppliers|insurers)",
+        r"(?:never|won'?t) (?:be )?(?:use|using|buy|buying|order|ordering|fly|flying|bank|banking|shop|shopping|"
+        r"recommend|recommending) (?:from |with )?you(?:r company)? again",
+        r"!(?:don'?t|do not) (?:auto-?renew|renew)|not renewing",
+        r"(?:better|cheaper) (?:deal|offer|price|quote|policy) (?:elsewhere|from|with)|found a cheaper",
+        r"thinking (?:about|of) (?:moving|switching|leaving|going)",
     ),
     "urgency": (
-        r"urgent(?:ly)?|asap|as soon as possible|immediately|right (?:now|away)|straight away|emergency",
-        r"(?:by|before|until) (?:today|tonight|tomorrow|monday|tuesday|wednesday|thursday|friday|saturday|"
-        r"sunday|the weekend|end of (?:the )?day|\d{1,2}(?::\d\d)? ?(?:am|pm)|noon|midnight|close of business)",
-        r"(?:today|tonight|this (?:morning|afternoon|evening))(?! (?:is|was) fine)",
-        r"deadline|running out of time|no time|time[- ]sensitive|can'?t wait|cannot wait|any minute",
-        r"(?:in|within) (?:the next )?(?:an? |\d+ |one |two |few )?(?:hour|hours|minutes)",
-        r"(?:flight|train|surgery|appointment|closing|interview|wedding|funeral|exam) (?:is |leaves |at )?"
-        r"(?:today|tomorrow|tonight|in)",
-        r"need (?:it|this|them|the \w+) (?:now|today|fixed today|sorted today)",
-        r"hurry|quickly|fast as you can",
+        r"urgent(?:ly)?|asap|as soon as (?:possible|you can)|immediately|right (?:now|away)|straight away|"
+        r"emergency(?! credit)",
+        rf"!(?:by|before|until) (?:{DAY}|end of (?:the )?day|\d{{1,2}}(?::\d\d)? ?(?:am|pm)?|close of business|"
+        r"(?:this|next) (?:morning|afternoon|evening|week)|the \d{1,2}(?:st|nd|rd|th)|we (?:fly|leave|go))",
+        r"(?:need|needs|needed|have to|must|got to) (?:\w+ ){0,6}?(?:today|tonight|now|tomorrow|"
+        r"somewhere tonight|before|by \w+)",
+        r"(?:flight|train|surgery|appointment|funeral|wedding|interview|exam|client call|meeting|hearing|closing|"
+        r"court date|birthday|party|holiday)(?:'s| is| leaves| starts)? (?:at|today|tomorrow|tonight|on|in \d)|tonight'?s",
+        r"deadline|running out of time|run(?:ning)? out (?:of|on) (?:my|the|our)|no time|time[- ]sensitive|"
+        r"can'?t wait|cannot wait|any minute|won'?t last (?:much )?longer|last chance|hurry|"
+        r"(?:in|within) the (?:next )?(?:hour|few hours|\d+ minutes)",
     ),
     "abuse": (
-        r"!(?:you(?:'re| are)|ur|you)(?: such| a| an| so| absolutely| fucking| bloody| completely| totally)* "
-        r"(?:an? )?(?:idiot|moron|stupid|useless|incompetent|clown|joke|imbecile|cretin|pathetic|worthless|"
-        r"brain ?dead|halfwit|waste of space|muppet|donkey|thick|dumb|liar|scum|retard\w*|bitch|bastard|prick|"
-        r"dickhead|arsehole|asshole|piece of (?:shit|crap|garbage)|clueless)",
+        r"!(?:you(?:'re| are)|ur|you|you lot are)(?: such| a| an| so| absolutely| fucking| bloody| completely| "
+        r"totally| the most| actually| just| bunch of)* (?:an? )?(?:idiot|moron|stupid|useless|incompetent|clown|"
+        r"joke|imbecile|cretins?|pathetic|worthless|brain ?dead|halfwit|waste of space|muppet|donkey|thick|dumb|"
+        r"dense|liar|liars|scum|crooks?|thieves|parrot|numpty|retard\w*|bitch|bastard|prick|dickhead|arsehole|"
+        r"asshole|piece of (?:shit|crap|garbage)|clueless|jobsworth)",
         r"!(?:shut up|shut your (?:mouth|face)|go to hell|screw you|fuck (?:you|off)|piss off|get lost|drop dead)",
-        r"!(?:idiot|moron|imbecile|cretin|halfwit|dickhead|arsehole|asshole|bitch|bastard|prick|muppet)s?",
+        r"!(?:idiot|moron|imbecile|cretin|halfwit|dickhead|arsehole|asshole|bitch|bastard|prick|muppet|numpty|"
+        r"parrot|clown|jobsworth)s?\b",
         r"!(?:i(?:'ll| will| am going to|'m going to|'m gonna| gonna)) (?:find|come|hunt|track|get|hurt|kill|"
-        r"smash|beat|make you pay|make sure you)(?: you| (?:down )?where you live| for this| pay)?",
-        r"!(?:know|find out) where you live",
-        r"!(?:you|ya) (?:people )?(?:should|deserve to) (?:be fired|be sacked|lose your job|die|rot)",
-        r"!(?:get you|have you) (?:fired|sacked)",
+        r"smash|beat|make you pay|make sure you)(?: you| (?:down )?where you live| for this| pay| down there)?",
+        r"!(?:know|find out) where (?:you live|your office is|you work)|you'?ll regret it",
+        r"!(?:you|ya|people like you) (?:people )?(?:should|deserve to|ought to) (?:be fired|be sacked|lose your job|die|rot)",
+        r"!(?:get you|have you) (?:fired|sacked)|pathetic excuse for",
         r"!(?:not very|not the sharpest|not exactly) (?:bright|smart|clever|tool in the shed)",
-        r"!(?:are you|r u) (?:deaf|thick|stupid|dumb|an idiot|for real|simple)",
-        r"!(?:do you even|can you even) (?:speak english|understand|think)",
+        r"!(?:are you|r u) (?:actually |just )?(?:deaf|thick|stupid|dumb|an idiot|simple|dense|brain ?dead)",
+        r"!(?:do you even|can you even) (?:speak english|understand|think)|(?:train|trained) you (?:lot )?to be this",
     ),
     "crisis": (
-        r"!(?:passed away|passed on|died|dying|death of|funeral|bereave\w*|widow(?:ed|er)?|lost my "
-        r"(?:husband|wife|partner|mum|mom|mother|dad|father|son|daughter|child|baby|brother|sister|grandmother|"
-        r"grandfather|nan|gran))",
-        r"!(?:terminal|cancer|chemo\w*|stroke|heart attack|in hospital|intensive care|icu|hospice|"
-        r"seriously ill|critically ill|life support|diagnos(?:ed|is) with|surgery|a&e|emergency room|"
-        r"mental health crisis)",
-        r"!(?:house|home|flat) (?:fire|flood(?:ed)?|burn(?:ed|t) down)|(?:fire|flood|storm|hurricane|earthquake|"
-        r"tornado) (?:destroyed|damaged|hit|took)|flooded|evacuated|homeless|eviction|evicted",
-        r"!(?:can'?t|cannot|couldn'?t) (?:afford|pay for|feed)(?: \w+)?(?: food| rent| to eat| my kids| the kids| "
-        r"my children| heating| my mortgage| anything)|no money (?:left|for food)|food bank|bankrupt\w*|"
-        r"lost my job|made redundant|laid off|in debt|debt collectors?|bailiffs?",
-        r"!(?:scam(?:med)?|scammer|fraudster|defrauded|conned|victim of fraud|stolen identity|identity theft|"
-        r"someone stole|hacked|unauthori[sz]ed (?:transaction|payment|charge)s?|i didn'?t make (?:this|these|that)"
-        r"(?: payment| transaction| charge)s?)",
+        rf"!(?:passed away|passed on|died|dying|death of|funeral|bereave\w*|widow(?:ed|er)?|death certificate|"
+        rf"probate|executor|lost (?:my|our) {KIN}|(?:since|after) (?:\w+ )?(?:died|passed|went)|"
+        rf"late {KIN}|(?:my|our) {KIN} (?:passed|went)|we lost (?:\w+ ){{1,2}}(?:in|last|on|suddenly|recently))",
+        r"!(?:terminal|cancer|chemo\w*|stroke|heart attack|in hospital|into hospital|intensive care|icu|hospice|"
+        r"seriously ill|critically ill|life support|diagnos(?:ed|is) with|a&e|emergency room|on oxygen|"
+        r"oxygen concentrator|dialysis|can'?t breathe|mental health crisis)",
+        r"!(?:house|home|flat|kitchen) (?:fire|flood(?:ed)?|burn(?:ed|t) down)|(?:fire|flood|storm|hurricane|"
+        r"earthquake|tornado) (?:destroyed|damaged|hit|took)|flooded|in the (?:fire|flood)|evacuated|homeless|"
+        r"evict(?:ion|ed|ing)|coming through the ceiling|since the (?:fire|flood)",
+        r"!(?:can'?t|cannot|couldn'?t) (?:afford|pay for|feed)(?: \w+)?(?: food| rent| to eat| my kids| the kids|"
+        r" my children| heating| the heating| my mortgage| anything| the funeral| to put the heating on| the arrears|"
+        r" arrears| the repayments| my bills)|"
+        r"no money (?:left|for food)|food bank|bankrupt\w*|debt collectors?|bailiffs?|enforcement agents?|"
+        r"choosing between food|nothing left (?:till|until) payday",
+        r"!(?:scam(?:med)?|scammer|fraud(?:ster|ulent)?(?! (?:team|department|line|prevention))|defrauded|conned|"
+        r"stolen identity|identity theft|someone stole|"
+        r"(?:card|phone|wallet|purse|identity)(?:'s| has| was| got)?(?: been)? stolen|hacked|"
+        r"unauthori[sz]ed (?:transaction|payment|charge)s?|(?:payments?|transactions?|charges?) (?:\w+ ){0,4}?"
+        r"(?:i|we) didn'?t make|didn'?t authori[sz]e|wasn'?t me|(?:opened|took out|taken out|applied for) "
+        r"(?:\w+ ){0,4}in my name|pretending to be)",
         r"!(?:kill myself|end it all|end my life|suicid\w*|self[- ]harm|hurt myself|don'?t want to (?:live|be here)|"
-        r"no reason to live|can'?t go on|better off dead|not worth living)",
+        r"no reason to live|can'?t go on|better off (?:dead|without me)|don'?t see the point (?:in|of) "
+        r"(?:carrying on|going on|living|anything))",
         r"!domestic (?:abuse|violence)|(?:abusive|violent) (?:partner|husband|wife|ex)",
     ),
-    # Evidence words for the emotional cues: they explain a model decision, they do not make it alone.
+    "_sarcasm": (
+        r"!(?:^|[.!?] )(?:oh )?(?:great|brilliant|perfect|lovely|marvellous|fantastic|wonderful|wow|terrific|"
+        r"super|excellent|nice one|well done|what a surprise|typical)[,.!](?= )",
+        r"!(?:oh great|oh brilliant|oh perfect|oh marvellous|oh lovely|oh wonderful|oh fantastic)",
+        r"!(?:fantastic|brilliant|wonderful|amazing|great|stellar|top notch) (?:service|job|work|stuff)[.!]",
+        r"!(?:thanks a (?:bunch|lot) for|thanks ever so much for|cheers for the|thanks for nothing|"
+        r"i'?ll treasure it|really rewards? my loyalty|quite an achievement|truly impressive|very priority|"
+        r"it'?s not like i need|because obviously i|love paying for|clearly\.$)",
+    ),
     "frustration": (
-        r"frustrat\w*|furious|fuming|livid|angry|anger|annoy\w*|irritat\w*|fed up|sick (?:and tired )?of|"
-        r"had enough|enough is enough|ridiculous|unacceptable|outrageous|disgust\w*|appall\w*|shocking|"
-        r"pathetic|absurd|joke|nonsense|rubbish|terrible|awful|horrendous|useless service|waste of (?:my )?time|"
-        r"can'?t believe|cannot believe|unbelievable|seriously\?|what the hell|wtf|for god'?s sake|pissed off|"
-        r"mad|exasperat\w*|infuriat\w*|not happy|not good enough|thanks for nothing|oh great|just great|"
-        r"(?:fantastic|brilliant|wonderful|amazing|great) (?:service|job|work)(?:,| ,|\.|!)? ?(?:really|not)?|"
-        r"how hard can it be|hopeless|shambles|disgrace\w*|sick to death",
+        r"=frustrat\w*|=furious|=fuming|=livid|=(?:so |really |very )angry|=pissed off|=fed up|"
+        r"=sick (?:and tired |to death )?of|=had enough|=enough is enough|=doing my head in|=at my wits'? end|"
+        r"=wit'?s end|=beyond a joke|=(?:absolute|complete|total|bloody|utter) (?:joke|shambles|disgrace|nightmare)|"
+        r"=(?:it'?s|this is|what) a (?:joke|farce|disgrace|shambles)|=ridiculous|=unacceptable|=outrageous|"
+        r"=disgusting|=disgrace\w*|=appall\w*|=shambles|=pathetic|=infuriat\w*|=exasperat\w*|=annoyed|=annoying|"
+        r"=irritat\w*|=unbelievable|=can'?t believe|=cannot believe|=waste of (?:my )?time|=i'?m over it|"
+        r"=(?:i'?m|i am) done with (?:this|you)|=going round in circles|=for god'?s sake|=for crying out loud|"
+        r"=how hard can it be|=how is this (?:even )?allowed|=this bloody|=bloody \w+|=seriously\?|=what the hell|=wtf|"
+        r"angry|anger|mad|rubbish|terrible|awful|horrendous|shocking|absurd|nonsense|hopeless|not happy|"
+        r"not good enough|(?:really|so|very) (?:upset|cross)",
     ),
     "disappointment": (
-        r"disappoint\w*|let down|letdown|expected (?:better|more)|hoped for (?:better|more)|such a shame|"
-        r"what a shame|pity|underwhelm\w*|not what (?:i|we) (?:expected|paid for|ordered)|"
-        r"used to be (?:good|great|better)|shame on you|gutted|not impressed|unimpressed|dissatisfied|"
-        r"(?:so|very|really) sad to see",
+        r"=disappoint\w*|=let down|=letdown|=expected (?:better|more|a lot more|much more)|=hoped (?:for )?"
+        r"(?:better|more|it would be better)|=i'?d hoped|=kick in the teeth|=gone (?:right )?downhill|"
+        r"=used to (?:rave|be (?:good|great|better))|=not what (?:i|we) (?:expected|paid for|ordered)|=gutted|"
+        r"=(?:such a|what a|bit of a) (?:shame|pity|let down)|=shame (?:really|to be treated)|=not impressed|"
+        r"=unimpressed|=dissatisfied|=thought you (?:were|would|'d) (?:be )?(?:better|meant|reliable)|"
+        r"=evidently not|underwhelm\w*|pity|shame",
     ),
     "confusion": (
-        r"confus\w*|(?:don'?t|do not|doesn'?t|didn'?t|can'?t|cannot) (?:really )?(?:understand|get it|follow|"
-        r"work out|figure out|see why|tell)|makes? no sense|doesn'?t make (?:any )?sense|not making sense|"
-        r"unclear|puzzl\w*|baffl\w*|bewilder\w*|perplex\w*|lost me|no idea|not sure (?:why|what|how|where|if)|"
-        r"what does (?:this|that|it) mean|what do you mean|why (?:is|am|was|has|have|would|did|does) |"
-        r"how come|can you explain|could you explain|please explain|explain (?:why|what|how)|which one|mixed up",
+        r"=confus\w*|=(?:don'?t|do not|doesn'?t|didn'?t|can'?t|cannot) (?:really |quite )?(?:understand|get it|"
+        r"follow|work out|figure out|make sense of)|=makes? no sense|=doesn'?t make (?:any )?sense|=not making sense|"
+        r"=(?:a bit |bit |totally |completely )?lost as to|=puzzl\w*|=baffl\w*|=bewilder\w*|=perplex\w*|"
+        r"=no idea (?:what|why|where|whether|how to)|=not sure (?:why|what|how|where)|"
+        r"=what does (?:this|that|it) (?:even )?mean|=what do you mean|=(?:can|could) (?:you|someone|somebody) "
+        r"(?:please )?explain|=please explain|=don'?t (?:even )?know where to start|=mixed up|=unclear|"
+        r"why (?:is|am|was|has|have|would|did|does) |how come|which one",
     ),
     "anxiety": (
-        r"worr\w*|anxious|anxiety|scared|afraid|fear\w*|nervous|panic\w*|stress\w*|frighten\w*|terrified|"
-        r"freaking out|concern(?:ed|ing)|uneasy|on edge|what if|losing sleep|can'?t sleep|dread\w*|alarm(?:ed|ing)|"
-        r"desperate",
+        r"=worr\w*|=anxious|=anxiety|=scared|=afraid|=frighten\w*|=terrified|=petrified|=panic\w*|=nervous|"
+        r"=freaking out|=(?:hands are |i'?m |am )shaking|=can'?t think straight|=beside (?:her|him|my|them)sel(?:f|ves)|"
+        r"=dread\w*(?! to think)|=stressed|=on edge|=losing sleep|=can'?t sleep|=what am i (?:meant|supposed) to do|"
+        r"=(?:don'?t|do not) know what to do|stress\w*|concern(?:ed|ing)|uneasy|what if|alarm(?:ed|ing)|desperate",
     ),
     "sadness": (
-        r"sad(?:ness|dened)?|heartbroken|heart ?broken|devastat\w*|upset|depress\w*|miserable|unhappy|grie\w*|"
-        r"crying|in tears|tearful|lonely|low|down in the dumps|gutted|distraught|sorrow\w*|lost my|passed away|"
-        r"miss (?:him|her|them)|hopeless|broken",
+        r"=heartbroken|=heart ?broken|=breaks my heart|=devastat\w*|=grieving|=(?:so|really|very|just) sad|"
+        r"=in tears|=crying|=feel(?:ing)? (?:really |pretty |so |very )?(?:low|down|miserable|hopeless)|=depress\w*|"
+        r"=miserable|=can (?:barely|hardly) face|=still (?:quite |so )?raw|=lonely|=distraught|=so tired of everything|"
+        r"sad(?:ness|dened)?|upset|unhappy|grie\w*|tearful|gutted|sorrow\w*|lost my|passed away|miss (?:him|her|them)|"
+        r"broken",
     ),
     "gratitude": (
-        r"thank(?:s| you(?: (?:so|very) much)?|ful)?|thanx|thx|cheers|grateful|gratitude|appreciat\w*|relie(?:f|ved)|"
-        r"lifesaver|life saver|"
-        r"you'?re a star|you'?ve been (?:great|brilliant|amazing|so helpful|wonderful|really helpful)|"
-        r"(?:so|very|really) helpful|brilliant,? thanks|you'?re (?:a )?(?:star|legend|angel)",
+        r"=thank(?:s| you(?: (?:so|very) much)?|ful)?(?!-)|=thanx|=thx|=cheers(?: mate| for (?:that|your help|sorting))?|"
+        r"=grateful|=gratitude|=appreciat\w*|=relie(?:f|ved)|=lifesaver|=life saver|=you'?re a (?:star|legend|angel|gem)|"
+        r"=you'?ve been (?:great|brilliant|amazing|so helpful|wonderful|really helpful|a (?:massive|great|huge) help)|"
+        r"=(?:massive|great|huge) help|=(?:so|very|really) helpful",
     ),
 }
 
@@ -173,16 +222,52 @@ class Rule:
     cue: str
     regex: re.Pattern
     negatable: bool
+    explicit: bool
 
 
 def _compile() -> tuple[Rule, ...]:
     rules = []
     for cue, patterns in PATTERNS.items():
         for pattern in patterns:
+            # A pattern may be an alternation whose branches carry their own "=" mark: split them apart.
             negatable = not pattern.startswith("!")
             body = pattern.lstrip("!")
-            rules.append(Rule(cue, re.compile(rf"(?<![\w']){body}(?![\w'])", re.IGNORECASE), negatable))
+            branches = split_top_level(body) if "=" in body else [body]
+            for branch in branches:
+                explicit = branch.startswith("=") or cue in CONVERSATION or cue == "_sarcasm"
+                rules.append(Rule(cue, re.compile(rf"(?<![\w']){branch.lstrip('=')}(?![\w'])", re.IGNORECASE),
+                                  negatable, explicit))
     return tuple(rules)
+
+
+CONVERSATION = frozenset({"repeat_contact", "escalation_request", "churn_risk", "urgency", "abuse", "crisis"})
+
+
+def split_top_level(pattern: str) -> list[str]:
+    """Split a regular expression on the | that are not inside parentheses or brackets."""
+    parts, depth, current, escaped, in_class = [], 0, [], False, False
+    for ch in pattern:
+        if escaped:
+            current.append(ch)
+            escaped = False
+            continue
+        if ch == "\\":
+            escaped = True
+        elif ch == "[":
+            in_class = True
+        elif ch == "]":
+            in_class = False
+        elif not in_class and ch == "(":
+            depth += 1
+        elif not in_class and ch == ")":
+            depth -= 1
+        elif not in_class and ch == "|" and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    parts.append("".join(current))
+    return parts
 
 
 RULES = _compile()
@@ -207,20 +292,48 @@ def is_negated(text: str, start: int) -> bool:
     return False
 
 
-def find_spans(text: str, cue: str | None = None) -> dict[str, list[Span]]:
-    """Spans of every pattern match per cue (or for one cue), negated matches dropped, overlaps merged."""
+@dataclass(frozen=True)
+class Evidence:
+    """What the phrase detectors found in one text: spans per cue, the cues stated explicitly, the cues whose
+    explicit words were negated ("I'm not worried"), and whether praise was sarcastic."""
+
+    spans: dict[str, list[Span]]
+    explicit: frozenset[str]
+    negated: frozenset[str] = frozenset()
+    sarcasm: bool = False
+
+
+def scan(text: str) -> Evidence:
+    """Every pattern match per cue, negated matches dropped, overlaps merged; sarcasm folded into frustration."""
     clean = normalise_quotes(text)
     found: dict[str, list[Span]] = {}
+    explicit: set[str] = set()
+    negated: set[str] = set()
     for rule in RULES:
-        if cue is not None and rule.cue != cue:
-            continue
         for match in rule.regex.finditer(clean):
             if match.end() == match.start():
                 continue
             if rule.negatable and is_negated(clean, match.start()):
+                if rule.explicit:
+                    negated.add(rule.cue)
                 continue
             found.setdefault(rule.cue, []).append((match.start(), match.end()))
-    return {name: merge_spans(spans) for name, spans in found.items()}
+            if rule.explicit:
+                explicit.add(rule.cue)
+    sarcasm = found.pop("_sarcasm", None)
+    if sarcasm:
+        found["frustration"] = found.get("frustration", []) + sarcasm
+        explicit.add("frustration")
+        found.pop("gratitude", None)
+        explicit.discard("gratitude")
+    explicit.discard("_sarcasm")
+    return Evidence({cue: merge_spans(spans) for cue, spans in found.items()}, frozenset(explicit),
+                    frozenset(negated - set(found)), bool(sarcasm))
+
+
+def find_spans(text: str) -> dict[str, list[Span]]:
+    """Spans per cue (see scan)."""
+    return scan(text).spans
 
 
 def merge_spans(spans: list[Span]) -> list[Span]:

@@ -27,7 +27,7 @@ def test_score_writes_one_json_line_per_input_line():
     assert first["text"] == lines[0]["text"] and len(first["emotions"]) == 28
     churn = next(c for c in first["cues"] if c["cue"] == "churn_risk")
     start, end = churn["spans"][0]
-    assert first["text"][start:end] == "cancel my account" and 0 < churn["score"] <= 1
+    assert "cancel my account" in first["text"][start:end] and 0 < churn["score"] <= 1
     assert results[1]["cues"] == []
 
 

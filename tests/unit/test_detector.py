@@ -42,9 +42,24 @@ def test_evidence_words_lower_the_bar_to_the_support_factor():
 
 def test_model_cue_without_lexicon_words_gets_occlusion_spans():
     detector = CueDetector(KeywordEncoder(), THRESHOLDS)
-    text = "well grr to all of this"
+    text = "well grr again"
     hit = detector.analyse(text).cue("frustration")
     assert hit is not None and [text[s:e] for s, e in hit.spans] == ["grr"]
+
+
+def test_occlusion_of_a_long_text_uses_a_few_windows_that_hold_the_word():
+    encoder = KeywordEncoder()
+    detector = CueDetector(encoder, THRESHOLDS)
+    text = "so this morning I opened the letter and honestly grr is all I can say about the whole thing"
+    hit = detector.analyse(text).cue("frustration")
+    (start, end), = hit.spans
+    assert "grr" in text[start:end] and len(text[start:end].split()) <= 5
+
+
+def test_interim_analysis_skips_occlusion():
+    encoder = KeywordEncoder()
+    hit = CueDetector(encoder, THRESHOLDS).analyse("well grr again", explain=False).cue("frustration")
+    assert hit.spans == () and encoder.calls == 1
 
 
 def test_lexicon_spans_are_used_when_they_exist_and_skip_occlusion():
