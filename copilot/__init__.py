@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from copilot.service import CopilotService
     from copilot.settings import Settings
     from copilot.store import MemoryConversationStore, RedisConversationStore
+    from copilot.web import web
 
     settings = settings or Settings.from_env()
     app = Flask(__name__, static_folder=None)
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                                                      settings.rate_per_s, settings.rate_burst)
     app.register_blueprint(api)
     app.register_blueprint(library_api)
+    app.register_blueprint(web)
     return app
 
 

@@ -283,7 +283,7 @@ def on_customer(conv: Conversation, snippet_id: str, text: str, final: bool, cue
             out.suggest_stage, out.suggest_cues = _suggestion_due(conv, cues, now, cooldown_s)
     if shown_cues or final:
         out.highlight = {
-            "snippet_id": snippet_id, "final": final, "triage_level": conv.triage_level,
+            "snippet_id": snippet_id, "final": final, "text": text, "triage_level": conv.triage_level,
             "cues": [{"cue": c.cue, "score": round(c.score, 4), "spans": [list(s) for s in c.spans],
                       "count": conv.counts.get(c.cue, 0) if final else conv.counts.get(c.cue, 0) + 1}
                      for c in shown_cues],

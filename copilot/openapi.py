@@ -57,6 +57,8 @@ def document() -> dict:
         "paths": {
             "/healthz": {"get": op("Process is up", reply("Up", ref("Ok")), errors=(), auth=False)},
             "/readyz": {"get": op("Model and store ready", reply("Ready", ref("Ok")), errors=(), auth=False)},
+            "/metrics": {"get": op("Prometheus metrics", reply("Metrics", {"type": "string"}, "text/plain"), errors=(),
+                                   auth=False)},
             "/api/v1/openapi.json": {"get": op("This document", reply("OpenAPI document", {"type": "object"}),
                                                errors=(), auth=False)},
             "/api/v1/cues": {"post": op(
@@ -100,6 +102,9 @@ def document() -> dict:
             "/api/v1/analytics/usage": {"get": op("Usage counts", reply("Rows", {"type": "object"}), params=[
                 query("by", {"type": "string"}, "comma list of phrasing_id, cue, queue, channel"),
                 query("format", {"type": "string", "enum": ["json", "csv"]})], errors=("400", "401", "403"))},
+            "/api/v1/analytics/conversations": {"get": op(
+                "Cue mentions and emotional resolution per day", reply("Trends", {"type": "object"}),
+                errors=("401", "403"))},
             "/api/v1/experiments": {
                 "get": op("List experiments", reply("Experiments", {"type": "object"})),
                 "post": op("Define an experiment", reply("Defined", {"type": "object"}), body=ref("Experiment"),

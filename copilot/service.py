@@ -123,7 +123,7 @@ class CopilotService:
         return reply
 
     def _customer_snippet(self, who: Identity, cid: str, sid: str, text: str, final: bool) -> Reply:
-        analysis = self.detector.analyse(text) if text.strip() else None
+        analysis = self.detector.analyse(text, explain=final) if text.strip() else None
         cues = [CueSeen(h.cue, h.score, h.spans) for h in analysis.cues] if analysis else []
         emotions = dict(analysis.emotions) if analysis else {}
         now = time.time()

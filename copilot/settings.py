@@ -30,6 +30,7 @@ class Settings:
     rate_per_s: int = 20
     rate_burst: int = 40
     transcript: str = "redacted"
+    demo: bool = True
     max_body_bytes: int = 5 * 1024 * 1024
     library_sync_ms: int = 250
 
@@ -87,6 +88,7 @@ ENV_NAMES = {
     "redis_url": "REDIS_URL", "allowed_origins": "COPILOT_ALLOWED_ORIGINS", "max_body_bytes": "COPILOT_MAX_BODY_BYTES",
     "library_sync_ms": "COPILOT_LIBRARY_SYNC_MS", "cooldown_s": "COPILOT_SUGGESTION_COOLDOWN_S",
     "rate_per_s": "COPILOT_RATE_PER_S", "rate_burst": "COPILOT_RATE_BURST", "transcript": "COPILOT_TRANSCRIPT",
+    "demo": "COPILOT_DEMO",
 }
 
 

@@ -46,6 +46,7 @@ class ConversationStore(Protocol):
     def create(self, conv: Conversation, events: list[dict]) -> None: ...
     def get(self, tenant: str, conversation_id: str) -> Conversation: ...
     def update(self, tenant: str, conversation_id: str, change: Change) -> T: ...
+    def events(self, limit: int = 100_000) -> list[dict]: ...
     def ping(self) -> bool: ...
 
 
@@ -90,6 +91,10 @@ class MemoryConversationStore:
             for event in events:
                 self.log.append(event)
             return result
+
+    def events(self, limit: int = 100_000) -> list[dict]:
+        """The newest events of the log, oldest first."""
+        return self.log.read(limit)
 
     def ping(self) -> bool:
         return True
@@ -161,6 +166,11 @@ class RedisConversationStore:
                         continue
         except self.errors as error:
             raise StoreUnavailable(f"conversation store unreachable: {error}") from None
+
+    def events(self, limit: int = 100_000) -> list[dict]:
+        """The newest events of the shared stream, oldest first."""
+        entries = self.redis.xrevrange(self.stream, count=limit)
+        return [json.loads(fields["event"]) for _, fields in reversed(entries)]
 
     def _log(self, pipe, events: list[dict]) -> None:
         for event in events:

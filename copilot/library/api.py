@@ -167,6 +167,14 @@ def usage():
     return jsonify({"ok": True, "by": list(by), "rows": table})
 
 
+@library_api.get("/analytics/conversations")
+def conversation_analytics():
+    """Cue mentions and emotional resolution per day, from the event log."""
+    identity().require("lead")
+    events = current_app.extensions["copilot.service"].store.events()
+    return jsonify({"ok": True, **exp.conversation_trends(events, identity().tenant)})
+
+
 @library_api.get("/experiments")
 def list_experiments():
     items = library().store.experiments(identity().tenant)

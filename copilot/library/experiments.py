@@ -149,3 +149,31 @@ def usage_table(rows: Sequence[Mapping[str, Any]], by: Sequence[str] = ("phrasin
     for entry in table.values():
         entry["acceptance_rate"] = round(entry["used"] / entry["shown"], 4) if entry["shown"] else None
     return sorted(table.values(), key=lambda e: tuple(str(e[k]) for k in by))
+
+
+def conversation_trends(events: Sequence[Mapping[str, Any]], tenant: str) -> dict[str, Any]:
+    """From the event log: cue mentions per day, and emotional resolution per day, for one tenant."""
+    cues: dict[str, dict[str, int]] = {}
+    resolution: dict[str, list[int]] = {}
+    for event in events:
+        if event.get("tenant") != tenant or "at" not in event:
+            continue
+        day = datetime.fromtimestamp(event["at"], UTC).strftime("%Y-%m-%d")
+        if event.get("type") == "transcript.snippet" and event.get("speaker") == "customer":
+            bucket = cues.setdefault(day, {})
+            for cue in event.get("cues", []):
+                bucket[cue] = bucket.get(cue, 0) + 1
+        elif event.get("type") == "conversation.end":
+            summary = event.get("summary", {})
+            totals = resolution.setdefault(day, [0, 0, 0])
+            totals[0] += 1
+            totals[1] += int(summary.get("negative_episodes", 0))
+            totals[2] += int(summary.get("resolved", 0))
+    days = sorted(set(cues) | set(resolution))
+    rows = []
+    for day in days:
+        conversations, negative, resolved = resolution.get(day, (0, 0, 0))
+        rows.append({"day": day, "conversations": conversations, "negative_episodes": negative, "resolved": resolved,
+                     "rate": round(resolved / negative, 4) if negative else None,
+                     "ci95": [round(x, 4) for x in wilson(resolved, negative)]})
+    return {"days": days, "cues": [{"day": d, "counts": cues.get(d, {})} for d in days], "resolution": rows}

@@ -93,17 +93,22 @@ class Library:
         self.states: dict[str, TenantState] = {}
         self.lock = threading.Lock()
         self.cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.cache_lock = threading.Lock()
 
     # -- embeddings and index -----------------------------------------------------------------------------------
     def embed(self, texts: list[str]) -> np.ndarray:
         """Vectors for texts, from the cache where we have them."""
-        missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        with self.cache_lock:
+            known = {t: self.cache[t] for t in texts if t in self.cache}
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
         if missing:
-            for text, vector in zip(missing, self.embed_batch(missing)):
-                self.cache[text] = vector
-            while len(self.cache) > EMBED_CACHE:
-                self.cache.popitem(last=False)
-        return np.stack([self.cache[t] for t in texts])
+            fresh = dict(zip(missing, self.embed_batch(missing)))
+            known.update(fresh)
+            with self.cache_lock:
+                self.cache.update(fresh)
+                while len(self.cache) > EMBED_CACHE:
+                    self.cache.popitem(last=False)
+        return np.stack([known[t] for t in texts])
 
     def _index_add(self, index: PhrasingIndex, phrasing: Phrasing) -> None:
         texts = (phrasing.text, *phrasing.use_when)
@@ -197,7 +202,9 @@ class Library:
     def near_duplicates(self, tenant: str, text: str, exclude: str | None = None) -> list[dict]:
         """Approved phrasings whose text is within the near-duplicate cosine of this text."""
         state = self.state(tenant)
-        hits = state.index.search(self.embed([text])[0], k=5, text_only=True)
+        vector = self.embed([text])[0]
+        with state.lock:  # FAISS is not safe to search while another thread updates it
+            hits = state.index.search(vector, k=5, text_only=True)
         return [{"id": pid, "text": state.phrasings[pid].text, "similarity": round(score, 3)}
                 for pid, score in hits if score >= self.near_duplicate and pid != exclude]
 
@@ -259,10 +266,13 @@ class Library:
     def suggest(self, tenant: str, request: Request) -> list[Suggestion]:
         """Retrieval over the tenant's approved phrasings."""
         state = self.state(tenant)
-        return retrieve(state.phrasings, state.index, request)
+        with state.lock:
+            return retrieve(state.phrasings, state.index, request)
 
     def search(self, tenant: str, query: str, k: int = 10) -> list[tuple[Phrasing, float]]:
         """Semantic search over the approved phrasings (for leads looking for wording)."""
         state = self.state(tenant)
-        hits = state.index.search(self.embed([query])[0], k=k)
+        vector = self.embed([query])[0]
+        with state.lock:
+            hits = state.index.search(vector, k=k)
         return [(state.phrasings[pid], score) for pid, score in hits]

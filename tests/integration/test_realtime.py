@@ -16,20 +16,36 @@ def token(tenant="acme", role="agent", agent="amy", **kw):
     return Tokens(SECRET).issue(tenant, role, agent, **kw)
 
 
+class Deployment:
+    """The servers of one deployment, and a way to read its event log."""
+
+    def __init__(self, kind, servers, instance, redis_url=None):
+        self.kind, self.servers, self.instance, self.redis_url = kind, servers, instance, redis_url
+
+    def events(self):
+        if self.redis_url:
+            import redis
+
+            client = redis.Redis.from_url(self.redis_url, decode_responses=True)
+            return [json.loads(f["event"]) for _, f in client.xrange("copilot:events")]
+        return [json.loads(line) for line in (self.instance / "events.jsonl").read_text().splitlines()]
+
+
 @pytest.fixture(scope="module", params=["embedded", "redis-2-workers"])
 def deployment(request, tmp_path_factory):
-    """One server (embedded default) or two servers sharing Redis; yields the list of their URLs."""
+    """One server (embedded default) or two servers sharing Redis (one run as the Dockerfile runs it)."""
     workdir = tmp_path_factory.mktemp("deploy")
     env = {"COPILOT_SECRET": SECRET, "COPILOT_INSTANCE_DIR": str(workdir / "instance"),
            "COPILOT_SUGGESTION_COOLDOWN_S": "0", "COPILOT_RATE_PER_S": "50", "COPILOT_RATE_BURST": "60",
            "COPILOT_LIBRARY_SYNC_MS": "100"}
+    redis_url = None
     if request.param == "embedded":
         servers = [ServerProcess(env, workdir)]
     else:
         redis_url = request.getfixturevalue("redis_server").url
         servers = [ServerProcess({**env, "REDIS_URL": redis_url}, workdir),
                    ServerProcess({**env, "REDIS_URL": redis_url}, workdir, gunicorn=True)]
-    yield request.param, servers
+    yield Deployment(request.param, servers, workdir / "instance", redis_url)
     for server in servers:
         server.stop()
 
@@ -65,7 +81,7 @@ def unique(prefix):
 
 
 def test_a_whole_conversation_gets_highlights_counts_suggestions_handoff_and_summary(deployment, clients):
-    _, servers = deployment
+    servers = deployment.servers
     agent = clients(servers[0].url)
     cid = unique("conv")
     start(agent, cid)
@@ -107,7 +123,7 @@ def test_a_whole_conversation_gets_highlights_counts_suggestions_handoff_and_sum
 
 
 def test_crisis_sets_triage_three_and_alerts(deployment, clients):
-    agent = clients(deployment[1][0].url)
+    agent = clients(deployment.servers[0].url)
     cid = unique("crisis")
     start(agent, cid, channel="voice")
     say(agent, cid, "s1", "my husband passed away last week and I can't afford the rent")
@@ -119,7 +135,7 @@ def test_crisis_sets_triage_three_and_alerts(deployment, clients):
 
 
 def test_abuse_switches_to_agent_protection(deployment, clients):
-    agent = clients(deployment[1][0].url)
+    agent = clients(deployment.servers[0].url)
     cid = unique("abuse")
     start(agent, cid)
     say(agent, cid, "s1", "you're a useless idiot, put me through to someone competent")
@@ -130,7 +146,7 @@ def test_abuse_switches_to_agent_protection(deployment, clients):
 
 
 def test_verification_holds_suggestions_until_identity_is_confirmed(deployment, clients):
-    agent = clients(deployment[1][0].url)
+    agent = clients(deployment.servers[0].url)
     cid = unique("verify")
     start(agent, cid)
     assert agent.call("conversation.mode", {"conversation_id": cid, "mode": "verification"})["ok"]
@@ -144,7 +160,7 @@ def test_verification_holds_suggestions_until_identity_is_confirmed(deployment, 
 
 
 def test_partial_snippets_highlight_without_counting(deployment, clients):
-    agent = clients(deployment[1][0].url)
+    agent = clients(deployment.servers[0].url)
     cid = unique("partial")
     start(agent, cid)
     say(agent, cid, "s1", "I want to cancel my", final=False)
@@ -156,7 +172,7 @@ def test_partial_snippets_highlight_without_counting(deployment, clients):
 
 
 def test_a_client_reconnecting_to_another_worker_resumes_with_its_history(deployment, clients):
-    kind, servers = deployment
+    servers = deployment.servers
     first = clients(servers[0].url)
     cid = unique("resume")
     start(first, cid)
@@ -172,7 +188,7 @@ def test_a_client_reconnecting_to_another_worker_resumes_with_its_history(deploy
 
 
 def test_another_tenant_cannot_touch_a_conversation(deployment, clients):
-    servers = deployment[1]
+    servers = deployment.servers
     owner = clients(servers[0].url)
     cid = unique("private")
     start(owner, cid)
@@ -215,7 +231,7 @@ BAD = [
 
 @pytest.mark.parametrize("event, payload, code", BAD)
 def test_bad_input_gets_an_error_code_and_the_connection_survives(deployment, clients, event, payload, code):
-    agent = clients(deployment[1][0].url)
+    agent = clients(deployment.servers[0].url)
     cid = unique("bad")
     start(agent, cid)
     if isinstance(payload, dict):
@@ -227,7 +243,7 @@ def test_bad_input_gets_an_error_code_and_the_connection_survives(deployment, cl
 
 
 def test_duplicate_snippet_is_acknowledged_once_and_not_recounted(deployment, clients):
-    agent = clients(deployment[1][0].url)
+    agent = clients(deployment.servers[0].url)
     cid = unique("dup")
     start(agent, cid)
     say(agent, cid, "s1", "I'm furious about this")
@@ -238,7 +254,7 @@ def test_duplicate_snippet_is_acknowledged_once_and_not_recounted(deployment, cl
 def test_missing_forged_and_expired_tokens_cannot_connect(deployment):
     import socketio
 
-    url = deployment[1][0].url
+    url = deployment.servers[0].url
     for tok, code in [(None, "auth_required"), (Tokens("wrong").issue("acme", "agent", "a"), "invalid_token"),
                       (token(now=time.time() - 10**6), "token_expired")]:
         client = AgentClient(url, tok, connect=False)
@@ -250,13 +266,13 @@ def test_missing_forged_and_expired_tokens_cannot_connect(deployment):
 def test_a_disallowed_origin_is_refused(deployment):
     import socketio
 
-    client = AgentClient(deployment[1][0].url, token(), headers={"Origin": "https://evil.example"}, connect=False)
+    client = AgentClient(deployment.servers[0].url, token(), headers={"Origin": "https://evil.example"}, connect=False)
     with pytest.raises(socketio.exceptions.ConnectionError):
         client.connect()
 
 
 def test_a_flood_beyond_the_rate_limit_gets_rate_limited_acks_not_a_disconnect(deployment, clients):
-    agent = clients(deployment[1][0].url)
+    agent = clients(deployment.servers[0].url)
     cid = unique("flood")
     start(agent, cid)
     codes = [agent.call("conversation.join", {"conversation_id": cid}).get("error", {}).get("code")
@@ -267,9 +283,42 @@ def test_a_flood_beyond_the_rate_limit_gets_rate_limited_acks_not_a_disconnect(d
 
 
 def test_health_readiness_and_metrics(deployment):
-    url = deployment[1][0].url
+    url = deployment.servers[0].url
     assert requests.get(url + "/healthz", timeout=5).json()["ok"]
     ready = requests.get(url + "/readyz", timeout=5).json()
     assert ready["ok"] and all(ready["checks"].values())
     text = requests.get(url + "/metrics", timeout=5).text
     assert "copilot_snippets_total" in text and "copilot_snippet_seconds_bucket" in text
+
+
+def test_the_event_log_has_every_acknowledged_snippet_with_text_redacted(deployment, clients):
+    agent = clients(deployment.servers[0].url)
+    cid = unique("privacy")
+    start(agent, cid)
+    say(agent, cid, "s1", "my card 4111 1111 1111 1111 was charged twice, email jo@example.com")
+    say(agent, cid, "s2", "I'm worried", final=False)
+    say(agent, cid, "a1", "I can see that, call me on +44 7700 900123", speaker="agent")
+    mine = [e for e in deployment.events() if e.get("conversation_id") == cid]
+    snippets = [e for e in mine if e["type"] == "transcript.snippet"]
+    assert [e["snippet_id"] for e in snippets] == ["s1", "a1"]
+    assert "[CARD]" in snippets[0]["text"] and "[EMAIL]" in snippets[0]["text"] and "[PHONE]" in snippets[1]["text"]
+    dump = json.dumps(mine)
+    assert "4111" not in dump and "jo@example.com" not in dump and "7700" not in dump
+    assert {"conversation_id", "agent", "channel", "queue", "cues", "triage_level", "at"} <= set(snippets[0])
+
+
+def test_without_consent_nothing_but_counts_is_stored(deployment, clients):
+    agent = clients(deployment.servers[0].url)
+    cid = unique("noconsent")
+    start(agent, cid, consent=False)
+    say(agent, cid, "s1", "I'm furious, my account number is 99887766 and this is ridiculous")
+    agent.wait_for("cue.highlight")
+    mine = [e for e in deployment.events() if e.get("conversation_id") == cid]
+    assert mine and all("text" not in e for e in mine)
+    assert "99887766" not in json.dumps(mine) and "ridiculous" not in json.dumps(mine)
+    if deployment.redis_url:
+        import redis
+
+        client = redis.Redis.from_url(deployment.redis_url, decode_responses=True)
+        state = client.get(f"copilot:conv:acme:{cid}")
+        assert "ridiculous" not in state and "99887766" not in state
