@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: makes .venv, installs what the tests need (Python packages and a
-# redis-server binary, which the tests start themselves on a free loopback port), then runs pytest.
+# The whole test suite, from a fresh machine: makes .venv, installs what the tests need (Python packages, and
+# Debian's redis-server and chromium, which the tests start themselves on loopback), then runs ruff and pytest.
 # Usage: bash tests/run.sh [pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
-if ! command -v redis-server >/dev/null 2>&1; then
+missing=""
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+if [ -n "$missing" ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get install -y -q redis-server >/dev/null 2>&1 \
-    || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q redis-server >/dev/null; }
+  $sudo apt-get install -y -q $missing >/dev/null 2>&1 \
+    || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q $missing >/dev/null; }
 fi
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
