@@ -186,13 +186,18 @@ def main(argv: list[str] | None = None) -> int:
     from copilot.library.files import PROMPTS_DIR, load_library
 
     parser = argparse.ArgumentParser(prog="python -m copilot.index", description="Build the phrasing index.")
-    parser.add_argument("command", choices=["build", "eval"])
+    parser.add_argument("command", choices=["build", "eval", "dupes"])
     parser.add_argument("--prompts", type=Path, default=PROMPTS_DIR)
     parser.add_argument("--out", type=Path, default=INDEX_DIR)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
     args = parser.parse_args(argv)
     phrasings = load_library(args.prompts)
     model = CueModel(args.model, threads=2)
+    if args.command == "dupes":
+        from copilot.library.retrieval_eval import near_duplicate_report
+
+        print(json.dumps(near_duplicate_report({p.id: p for p in phrasings}, model.embed), indent=1))
+        return 0
     if args.command == "eval":
         from copilot.library.retrieval_eval import evaluate, format_report, read_eval
 
