@@ -85,6 +85,12 @@ def document() -> dict:
                 "parameters": [PATH_ID],
                 "post": op(f"{action.capitalize()} a phrasing", reply("Changed", PHRASING_REPLY),
                            errors=("401", "403", "404"))} for action in ("approve", "retire", "restore")},
+            "/api/v1/phrasings/bulk": {"post": op(
+                "Approve, retire or restore many phrasings, all or nothing", reply("Changed", {"type": "object"}),
+                body={"type": "object", "required": ["action", "ids"], "properties": {
+                    "action": {"type": "string", "enum": ["approve", "retire", "restore"]},
+                    "ids": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 20000}}},
+                errors=("400", "401", "403", "404"))},
             "/api/v1/phrasings/{phrasing_id}/versions": {
                 "parameters": [PATH_ID],
                 "get": op("Every version of a phrasing", reply("Versions", {"type": "object"}), errors=("401", "404"))},

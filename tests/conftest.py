@@ -1,23 +1,14 @@
 """Shared fixtures: the committed model, a real Redis server on a free port, and live servers on loopback."""
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.servers import ROOT, RedisServer, ServerProcess, free_port  # noqa: F401 - shared with the benchmarks
+
 GOEMOTIONS = ROOT.parent / "shared" / "data" / "goemotions"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -26,42 +17,6 @@ def detector():
     from copilot.cues import load_detector
 
     return load_detector()
-
-
-class RedisServer:
-    """A redis-server process of our own, on loopback, with no persistence files left behind."""
-
-    def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed; run the README test command, which installs it")
-        self.port = free_port()
-        self.workdir = workdir
-        self.process = None
-        self.binary = binary
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
-             "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "yes"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
 
 
 @pytest.fixture(scope="session")
@@ -109,59 +64,6 @@ def make_settings(tmp_path):
         values.update(overrides)
         return Settings(**values)
     return build
-
-
-class ServerProcess:
-    """`python wsgi.py` in a subprocess, as a user runs it, on a free loopback port."""
-
-    def __init__(self, env: dict, workdir: Path, gunicorn: bool = False) -> None:
-        import os
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        full = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), "PYTHONUNBUFFERED": "1", **env}
-        self.log = (workdir / f"server-{self.port}.log").open("w")
-        command = [sys_executable(), "wsgi.py"]
-        if gunicorn:  # the Dockerfile's command
-            command = [sys_executable(), "-m", "gunicorn", "-w", "1", "--threads", "64", "-b",
-                       f"127.0.0.1:{self.port}", "wsgi:app"]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=full, stdout=self.log, stderr=subprocess.STDOUT)
-        self.wait_ready()
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        import requests
-
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: see {self.log.name}")
-            try:
-                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("server did not become ready")
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
-
-
-def sys_executable() -> str:
-    import sys
-
-    return sys.executable
 
 
 class AgentClient:

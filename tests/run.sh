@@ -19,5 +19,5 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
-.venv/bin/ruff check --quiet copilot tests wsgi.py
+.venv/bin/ruff check --quiet copilot tests bench wsgi.py
 exec .venv/bin/python -m pytest "$@"

@@ -90,6 +90,19 @@ def change_status(phrasing_id: str, action: str):
     return phrasing_reply(library().set_status(identity(), phrasing_id, action))
 
 
+@library_api.post("/phrasings/bulk")
+def bulk_status():
+    """approve, retire or restore many phrasings at once, all or nothing: {"action": ..., "ids": [...]}."""
+    data = json_body()
+    ids = data.get("ids")
+    if data.get("action") not in ("approve", "retire", "restore"):
+        raise InvalidPayload("action must be approve, retire or restore")
+    if not isinstance(ids, list) or not ids or len(ids) > 20_000 or not all(isinstance(i, str) for i in ids):
+        raise InvalidPayload("ids must be a list of 1 to 20,000 phrasing ids")
+    changed = library().set_status_many(identity(), ids, data["action"])
+    return jsonify({"ok": True, "changed": len(changed)})
+
+
 @library_api.get("/phrasings/<phrasing_id>/versions")
 def versions(phrasing_id: str):
     library().get(identity().tenant, phrasing_id)

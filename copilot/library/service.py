@@ -28,6 +28,7 @@ from copilot.suggest import Request, Suggestion, retrieve
 # hand-written rewordings (tests/data/paraphrases.jsonl) reach 0.78. A warning, not a refusal: the lead decides.
 NEAR_DUPLICATE = 0.78
 EMBED_CACHE = 50_000
+EMBED_BATCH = 64
 
 
 class UnknownPhrasing(CopilotError):
@@ -103,7 +104,10 @@ class Library:
             known = {t: self.cache[t] for t in texts if t in self.cache}
         missing = [t for t in dict.fromkeys(texts) if t not in known]
         if missing:
-            fresh = dict(zip(missing, self.embed_batch(missing)))
+            fresh = {}
+            for start in range(0, len(missing), EMBED_BATCH):  # bounded batches keep memory flat on bulk edits
+                chunk = missing[start:start + EMBED_BATCH]
+                fresh.update(zip(chunk, self.embed_batch(chunk)))
             known.update(fresh)
             with self.cache_lock:
                 self.cache.update(fresh)
@@ -230,12 +234,18 @@ class Library:
 
     def set_status(self, identity: Identity, phrasing_id: str, action: str) -> Phrasing:
         """approve, retire or restore (back to draft) a phrasing, as a new version."""
+        return self.set_status_many(identity, [phrasing_id], action)[0]
+
+    def set_status_many(self, identity: Identity, phrasing_ids: list[str], action: str) -> list[Phrasing]:
+        """The same status change for many phrasings, in one all-or-nothing write."""
         identity.require("lead")
         status = {"approve": "approved", "retire": "retired", "restore": "draft"}[action]
-        before = self.get(identity.tenant, phrasing_id)
-        after = before.with_changes(status=status, version=before.version + 1)
-        self._commit(identity, [Change(before, after, identity.agent, action)])
-        return after
+        befores = [self.get(identity.tenant, pid) for pid in dict.fromkeys(phrasing_ids)]
+        afters = [b.with_changes(status=status, version=b.version + 1) for b in befores]
+        if status == "approved":  # embed the whole batch at once before the index takes them one by one
+            self.embed([t for p in afters for t in (p.text, *p.use_when)])
+        self._commit(identity, [Change(b, a, identity.agent, action) for b, a in zip(befores, afters)])
+        return afters
 
     def import_rows(self, identity: Identity, body: str, fmt: str) -> dict[str, Any]:
         """Import YAML or CSV all-or-nothing: new ids become drafts, known ids new versions (status kept)."""

@@ -171,3 +171,12 @@ def test_the_openapi_document_validates_and_lists_the_routes(server):
     action_routes = {r for r in routes if "<any" in r}
     assert routes - action_routes <= documented
     assert {f"/api/v1/phrasings/{{phrasing_id}}/{a}" for a in ("approve", "retire", "restore")} <= documented
+
+
+def test_bulk_approve_is_all_or_nothing(server):
+    drafts = [p["id"] for p in call(server, "GET", "/api/v1/phrasings?status=draft").json()["phrasings"]]
+    reply = call(server, "POST", "/api/v1/phrasings/bulk", json={"action": "approve", "ids": drafts + ["no-such-id"]})
+    assert reply.json()["error"]["code"] == "unknown_phrasing"
+    assert call(server, "GET", "/api/v1/phrasings?status=draft").json()["count"] == len(drafts)
+    ok = call(server, "POST", "/api/v1/phrasings/bulk", json={"action": "approve", "ids": drafts}).json()
+    assert ok["changed"] == len(drafts) and call(server, "GET", "/api/v1/phrasings?status=draft").json()["count"] == 0

@@ -1,0 +1,126 @@
+"""Load generator: C concurrent conversations, each a real Socket.IO client (asyncio), replaying the corpus at a
+realistic pace, measuring the time from sending a final customer snippet to receiving its cue.highlight.
+
+    python -m bench.load --url http://127.0.0.1:8000 --token T --conversations 200 --duration 40 --out r.json
+
+Bounded in count and time; loopback only.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import time
+from pathlib import Path
+
+import socketio
+
+CORPUS = Path(__file__).parent / "data" / "conversations.jsonl"
+
+
+def read_corpus(path: Path = CORPUS) -> list[dict]:
+    """The replay conversations."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class Results:
+    """Latencies and counts gathered by all clients."""
+
+    def __init__(self) -> None:
+        self.latencies_ms: list[float] = []
+        self.sent = 0
+        self.highlights = 0
+        self.errors: dict[str, int] = {}
+        self.connect_failures = 0
+
+    def error(self, code: str) -> None:
+        self.errors[code] = self.errors.get(code, 0) + 1
+
+
+async def conversation(index: int, urls: list[str], token: str, corpus: list[dict], stop_at: float,
+                       turn_interval: float, results: Results, measure_from: float) -> None:
+    """One agent desktop: connect, then replay conversations back to back until stop_at."""
+    client = socketio.AsyncClient(reconnection=False)
+    pending: dict[tuple[str, str], float] = {}
+
+    @client.on("cue.highlight", namespace="/copilot")
+    async def on_highlight(data):
+        sent_at = pending.pop((data.get("conversation_id"), data.get("snippet_id")), None)
+        if sent_at is not None and data.get("final"):
+            now = time.perf_counter()
+            results.highlights += 1
+            if sent_at >= measure_from:
+                results.latencies_ms.append((now - sent_at) * 1000)
+
+    url = urls[index % len(urls)]
+    try:
+        await client.connect(url, namespaces=["/copilot"], auth={"token": token}, transports=["websocket"],
+                             wait_timeout=30)
+    except Exception:  # noqa: BLE001 - count it, the run goes on
+        results.connect_failures += 1
+        return
+    rng = random.Random(index)
+    await asyncio.sleep(rng.random() * turn_interval * 2)  # spread the conversations over a pace period
+    round_no = 0
+    try:
+        while time.perf_counter() < stop_at:
+            script = corpus[(index + round_no) % len(corpus)]
+            cid = f"bench-{index}-{round_no}-{time.time_ns()}"
+            ack = await client.call("conversation.start", {"conversation_id": cid, "channel": script["channel"],
+                                                           "queue": script["queue"]}, namespace="/copilot", timeout=30)
+            if not ack.get("ok"):
+                results.error(ack.get("error", {}).get("code", "start_failed"))
+            for number, turn in enumerate(script["turns"]):
+                if time.perf_counter() >= stop_at:
+                    break
+                sid = f"t{number}"
+                payload = {"conversation_id": cid, "snippet_id": sid, "speaker": turn["speaker"],
+                           "text": turn["text"][:4000], "final": True}
+                if turn["speaker"] == "customer":
+                    pending[(cid, sid)] = time.perf_counter()
+                    results.sent += 1
+                await client.emit("transcript.snippet", payload, namespace="/copilot")
+                await asyncio.sleep(turn_interval)
+            await client.call("conversation.end", {"conversation_id": cid}, namespace="/copilot", timeout=30)
+            round_no += 1
+    except Exception as error:  # noqa: BLE001 - a dropped client is a result, not a crash of the run
+        results.error(type(error).__name__)
+    finally:
+        await client.disconnect()
+
+
+async def run(urls: list[str], token: str, conversations: int, duration: float, warmup: float,
+              turn_interval: float) -> dict:
+    corpus = read_corpus()
+    results = Results()
+    start = time.perf_counter()
+    measure_from = start + warmup
+    stop_at = measure_from + duration
+    tasks = [asyncio.create_task(conversation(i, urls, token, corpus, stop_at, turn_interval, results, measure_from))
+             for i in range(conversations)]
+    await asyncio.gather(*tasks)
+    return {"conversations": conversations, "duration_s": duration, "warmup_s": warmup,
+            "turn_interval_s": turn_interval, "sent": results.sent, "highlights": results.highlights,
+            "measured": len(results.latencies_ms), "latencies_ms": results.latencies_ms, "errors": results.errors,
+            "connect_failures": results.connect_failures}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.load")
+    parser.add_argument("--url", action="append", required=True, help="a server URL (repeat for several workers)")
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--conversations", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=40.0)
+    parser.add_argument("--warmup", type=float, default=8.0)
+    parser.add_argument("--turn-interval", type=float, default=1.5,
+                        help="seconds between turns: one customer and one agent snippet every 3 s")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    result = asyncio.run(run(args.url, args.token, args.conversations, args.duration, args.warmup, args.turn_interval))
+    args.out.write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
