@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol, TypeVar
@@ -53,12 +54,14 @@ class ConversationStore(Protocol):
 class MemoryConversationStore:
     """Conversations in this process (the embedded default); the oldest are dropped past `limit`."""
 
-    def __init__(self, log: EventLog, limit: int = 100_000) -> None:
+    def __init__(self, log: EventLog, limit: int = 20_000, keep_ended_s: float = 600.0) -> None:
         self.log = log
         self.items: OrderedDict[tuple[str, str], Conversation] = OrderedDict()
         self.locks: dict[tuple[str, str], threading.Lock] = {}
         self.lock = threading.Lock()
         self.limit = limit
+        self.keep_ended_s = keep_ended_s
+        self.swept_at = time.time()
 
     def create(self, conv: Conversation, events: list[dict]) -> None:
         with self.lock:
@@ -69,9 +72,20 @@ class MemoryConversationStore:
             self.locks[key] = threading.Lock()
             for event in events:
                 self.log.append(event)
+            self._sweep()
             while len(self.items) > self.limit:
                 old, _ = self.items.popitem(last=False)
                 self.locks.pop(old, None)
+
+    def _sweep(self) -> None:
+        """Forget conversations that ended more than keep_ended_s ago (at most once a minute)."""
+        now = time.time()
+        if now - self.swept_at < 60:
+            return
+        self.swept_at = now
+        for key in [k for k, c in self.items.items() if c.ended_at and now - c.ended_at > self.keep_ended_s]:
+            self.items.pop(key, None)
+            self.locks.pop(key, None)
 
     def get(self, tenant: str, conversation_id: str) -> Conversation:
         conv = self.items.get((tenant, conversation_id))

@@ -16,7 +16,7 @@ def test_health_and_readiness_answer_ok(client):
 
 
 def test_cues_endpoint_returns_cues_with_spans(client):
-    body = client.post("/api/v1/cues", json={"text": "I want to cancel my contract today"}).get_json()
+    body = client.post("/api/v1/cues", json={"text": "I want to cancel my contract and I need it done today"}).get_json()
     assert body["ok"] is True
     assert {"churn_risk", "urgency"} <= {c["cue"] for c in body["cues"]}
 
