@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.config["COPILOT_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    detector = load_detector(settings.model_dir, threads=settings.model_threads)
+    detector = load_detector(settings.model_dir, threads=settings.model_threads, graph=settings.model_graph)
     if settings.redis_url:
         library_store = RedisLibraryStore(settings.redis_url)
         conversations = RedisConversationStore(settings.redis_url)

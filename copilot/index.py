@@ -182,7 +182,7 @@ def load_or_build(phrasings, embed, folder: Path = INDEX_DIR) -> PhrasingIndex:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from copilot.cues.model import DEFAULT_MODEL_DIR, CueModel
+    from copilot.cues.model import DEFAULT_GRAPH, DEFAULT_MODEL_DIR, CueModel
     from copilot.library.files import PROMPTS_DIR, load_library
 
     parser = argparse.ArgumentParser(prog="python -m copilot.index", description="Build the phrasing index.")
@@ -190,9 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts", type=Path, default=PROMPTS_DIR)
     parser.add_argument("--out", type=Path, default=INDEX_DIR)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
+    parser.add_argument("--graph", default=DEFAULT_GRAPH, help="the graph serving runs (its embedding fills the index)")
     args = parser.parse_args(argv)
     phrasings = load_library(args.prompts)
-    model = CueModel(args.model, threads=2)
+    model = CueModel(args.model, threads=2, graph=args.graph)
     if args.command == "dupes":
         from copilot.library.retrieval_eval import near_duplicate_report
 

@@ -113,7 +113,7 @@ class CopilotService:
         started = time.perf_counter()
         data = validate("transcript.snippet", payload, self.max_text_chars)
         cid, sid, text, final = data["conversation_id"], data["snippet_id"], data["text"], data["final"]
-        self.store.get(who.tenant, cid)  # unknown conversations fail before any model work
+        self.store.require(who.tenant, cid)  # unknown conversations fail before any model work
         if data["speaker"] == "agent":
             reply = self._agent_snippet(who, cid, sid, text, final)
         else:

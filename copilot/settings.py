@@ -20,6 +20,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     model_dir: Path = ROOT / "index" / "model"
+    model_graph: str = "cues-int8.onnx"
     model_threads: int = 1
     max_text_chars: int = 4000
     instance_dir: Path = ROOT / "instance"
@@ -84,6 +85,7 @@ class Settings:
 
 ENV_NAMES = {
     "host": "HOST", "port": "PORT", "model_dir": "COPILOT_MODEL_DIR", "model_threads": "COPILOT_MODEL_THREADS",
+    "model_graph": "COPILOT_MODEL_GRAPH",
     "max_text_chars": "COPILOT_MAX_TEXT_CHARS", "instance_dir": "COPILOT_INSTANCE_DIR", "secret": "COPILOT_SECRET",
     "redis_url": "REDIS_URL", "allowed_origins": "COPILOT_ALLOWED_ORIGINS", "max_body_bytes": "COPILOT_MAX_BODY_BYTES",
     "library_sync_ms": "COPILOT_LIBRARY_SYNC_MS", "cooldown_s": "COPILOT_SUGGESTION_COOLDOWN_S",

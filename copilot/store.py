@@ -46,6 +46,7 @@ Change = Callable[[Conversation], "tuple[T, list[dict]]"]
 class ConversationStore(Protocol):
     def create(self, conv: Conversation, events: list[dict]) -> None: ...
     def get(self, tenant: str, conversation_id: str) -> Conversation: ...
+    def require(self, tenant: str, conversation_id: str) -> None: ...
     def update(self, tenant: str, conversation_id: str, change: Change) -> T: ...
     def events(self, limit: int = 100_000) -> list[dict]: ...
     def ping(self) -> bool: ...
@@ -86,6 +87,11 @@ class MemoryConversationStore:
         for key in [k for k, c in self.items.items() if c.ended_at and now - c.ended_at > self.keep_ended_s]:
             self.items.pop(key, None)
             self.locks.pop(key, None)
+
+    def require(self, tenant: str, conversation_id: str) -> None:
+        """Raise UnknownConversation unless the conversation exists (cheap: no copy)."""
+        if (tenant, conversation_id) not in self.items:
+            raise UnknownConversation(f"no conversation {conversation_id}; start it first")
 
     def get(self, tenant: str, conversation_id: str) -> Conversation:
         conv = self.items.get((tenant, conversation_id))
@@ -149,6 +155,15 @@ class RedisConversationStore:
                         continue
         except self.errors as error:
             raise StoreUnavailable(f"conversation store unreachable: {error}") from None
+
+    def require(self, tenant: str, conversation_id: str) -> None:
+        """Raise UnknownConversation unless the conversation exists (one EXISTS round trip)."""
+        try:
+            found = self.redis.exists(self.key(tenant, conversation_id))
+        except self.errors as error:
+            raise StoreUnavailable(f"conversation store unreachable: {error}") from None
+        if not found:
+            raise UnknownConversation(f"no conversation {conversation_id}; start it first")
 
     def get(self, tenant: str, conversation_id: str) -> Conversation:
         try:

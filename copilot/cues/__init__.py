@@ -4,10 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def load_detector(folder: Path | None = None, threads: int = 1, occlusion: bool = True):
-    """The cue detector over the committed model folder (index/model unless given)."""
+def load_detector(folder: Path | None = None, threads: int = 1, occlusion: bool = True, graph: str | None = None):
+    """The cue detector over the committed model folder (index/model, int8 graph, unless given)."""
     from copilot.cues.detector import CueDetector, Thresholds
-    from copilot.cues.model import DEFAULT_MODEL_DIR, CueModel, read_thresholds
+    from copilot.cues.model import DEFAULT_GRAPH, DEFAULT_MODEL_DIR, CueModel, read_thresholds
 
     folder = Path(folder or DEFAULT_MODEL_DIR)
-    return CueDetector(CueModel(folder, threads=threads), Thresholds.from_dict(read_thresholds(folder)), occlusion)
+    graph = graph or DEFAULT_GRAPH
+    return CueDetector(CueModel(folder, threads=threads, graph=graph),
+                       Thresholds.from_dict(read_thresholds(folder, graph)), occlusion)

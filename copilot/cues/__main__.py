@@ -65,7 +65,8 @@ def score_lines(detector, source, sink, batch: int = 32) -> int:
 def run_eval(args: argparse.Namespace) -> None:
     from copilot.cues.evaluate import CS_SET, cs_report, format_table, goemotions_report, macro
 
-    detector = load_detector(args.model, threads=args.threads)
+    detector = load_detector(args.model, threads=args.threads, graph=args.graph)
+    print(f"graph: {detector.model.graph}")
     go = goemotions_report(detector, args.goemotions)
     print(format_table(f"GoEmotions test ({go['examples']} comments), 28 labels, dev-tuned thresholds",
                        go["labels"], paper=PAPER()))
@@ -103,16 +104,19 @@ def main(argv: list[str] | None = None) -> int:
         parser = argparse.ArgumentParser(prog="python -m copilot.cues", description="Show the cues in a text.")
         parser.add_argument("text", nargs="+")
         parser.add_argument("--model", type=Path)
+        parser.add_argument("--graph")
         args = parser.parse_args(argv)
-        print(describe(load_detector(args.model).analyse(" ".join(args.text))))
+        print(describe(load_detector(args.model, graph=args.graph).analyse(" ".join(args.text))))
         return 0
     command, rest = argv[0], argv[1:]
     parser = argparse.ArgumentParser(prog=f"python -m copilot.cues {command}")
     parser.add_argument("--model", type=Path)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--graph", help="cues-int8.onnx (default, served) or cues.onnx (fp32)")
     if command == "score":
         args = parser.parse_args(rest)
-        return 1 if score_lines(load_detector(args.model, threads=args.threads), sys.stdin, sys.stdout) else 0
+        detector = load_detector(args.model, threads=args.threads, graph=args.graph)
+        return 1 if score_lines(detector, sys.stdin, sys.stdout) else 0
     if command == "eval":
         parser.add_argument("--goemotions", type=Path, required=True)
         parser.add_argument("--cs", type=Path, help="customer-service set (default tests/data/cs_cues.jsonl)")

@@ -36,8 +36,9 @@ class Row:
     support: int
 
 
-def analyse_in_batches(detector: CueDetector, texts: list[str], batch: int = 64) -> list:
-    """Run the detector over many texts in batches."""
+def analyse_in_batches(detector: CueDetector, texts: list[str], batch: int = 1) -> list:
+    """Run the detector over many texts; one at a time by default, exactly as serving runs it (the int8 graph
+    quantizes activations per batch, so batching would shift scores slightly)."""
     out = []
     for start in range(0, len(texts), batch):
         out.extend(detector.analyse_many(texts[start:start + batch]))

@@ -1,12 +1,12 @@
 """The ONNX cue model adapter: tokenise, run one forward pass, return emotion probabilities and embeddings.
 
-The model is a folder (sentence-transformers style): cues.onnx, tokenizer.json, labels.json, thresholds.json.
+The model is a folder (sentence-transformers style): cues.onnx (fp32, the export), cues-int8.onnx (what serving
+runs by default), tokenizer.json, labels.json, and one <graph>.thresholds.json per graph.
 Nothing outside this module imports onnxruntime.
 """
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +15,9 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "index" / "model"
+FP32_GRAPH = "cues.onnx"
+INT8_GRAPH = "cues-int8.onnx"
+DEFAULT_GRAPH = INT8_GRAPH
 
 
 class ModelNotFound(RuntimeError):
@@ -33,12 +36,13 @@ class CueModel:
     """One ONNX session and its tokenizer; safe to share between threads (onnxruntime sessions are)."""
 
     def __init__(self, folder: Path = DEFAULT_MODEL_DIR, threads: int = 1, max_tokens: int = 128,
-                 graph: str = "cues.onnx") -> None:
+                 graph: str = DEFAULT_GRAPH) -> None:
         folder = Path(folder)
         for name in (graph, "tokenizer.json", "labels.json"):
             if not (folder / name).is_file():
                 raise ModelNotFound(f"{folder / name} is missing; see README 'Retraining the cue model'")
         self.folder = folder
+        self.graph = graph
         self.labels: list[str] = json.loads((folder / "labels.json").read_text())
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_tokens)
@@ -72,14 +76,15 @@ class CueModel:
         return self.encode(texts).embeddings
 
 
-def read_thresholds(folder: Path = DEFAULT_MODEL_DIR) -> dict:
-    """The dev-tuned thresholds written by `python -m copilot.cues.tune`."""
-    path = Path(folder) / "thresholds.json"
+def thresholds_path(folder: Path, graph: str) -> Path:
+    """Where a graph's dev-tuned thresholds live: cues.onnx -> cues.thresholds.json."""
+    return Path(folder) / f"{Path(graph).stem}.thresholds.json"
+
+
+def read_thresholds(folder: Path = DEFAULT_MODEL_DIR, graph: str = DEFAULT_GRAPH) -> dict:
+    """The dev-tuned thresholds written by `python -m copilot.cues.tune` for one graph."""
+    path = thresholds_path(folder, graph)
     if not path.is_file():
-        raise ModelNotFound(f"{path} is missing; run python -m copilot.cues.tune")
+        raise ModelNotFound(f"{path} is missing; run python -m copilot.cues.tune --graph {graph}")
     return json.loads(path.read_text())
 
-
-def default_threads() -> int:
-    """One intra-op thread per session: a server runs many snippets side by side rather than one wide."""
-    return max(1, min(2, os.cpu_count() or 1) // 2)

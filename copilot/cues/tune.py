@@ -1,6 +1,6 @@
-"""Tune thresholds on GoEmotions dev with the exported ONNX graph, and write thresholds.json beside it.
+"""Tune thresholds on GoEmotions dev with an exported ONNX graph, and write <graph>.thresholds.json beside it.
 
-    python -m copilot.cues.tune --goemotions ../shared/data/goemotions [--model index/model]
+    python -m copilot.cues.tune --goemotions ../shared/data/goemotions [--model index/model] [--graph cues.onnx]
 
 Per label: the threshold that maximises dev F1. Per emotional cue: the threshold on the cue score together with
 the lexicon support factor (one factor for all cues) that maximise dev macro-F1 of the six cues.
@@ -17,18 +17,18 @@ from copilot.cues import lexicon
 from copilot.cues.detector import NEEDS_EVIDENCE, cue_scores
 from copilot.cues.goemotions import read_split
 from copilot.cues.metrics import THRESHOLD_GRID, best_thresholds, prf
-from copilot.cues.model import DEFAULT_MODEL_DIR, CueModel
+from copilot.cues.model import DEFAULT_GRAPH, DEFAULT_MODEL_DIR, CueModel, thresholds_path
 from copilot.cues.taxonomy import EMOTION_CUES
 
 SUPPORT_GRID = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)
 
 
-def encode_all(model: CueModel, texts: list[str], batch: int = 64, progress: bool = True) -> np.ndarray:
-    """Emotion probabilities for many texts, in batches, with a progress line."""
+def encode_all(model: CueModel, texts: list[str], batch: int = 1, progress: bool = True) -> np.ndarray:
+    """Emotion probabilities for many texts, one at a time as serving runs them, with a progress line."""
     out = []
     for start in range(0, len(texts), batch):
         out.append(model.encode(texts[start:start + batch]).emotions)
-        if progress and (start // batch) % 20 == 0:
+        if progress and start % 1000 == 0:
             print(f"  encoded {min(start + batch, len(texts))}/{len(texts)}", flush=True)
     return np.concatenate(out)
 
@@ -86,9 +86,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--goemotions", type=Path, required=True)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
+    parser.add_argument("--graph", default=DEFAULT_GRAPH)
     args = parser.parse_args(argv)
 
-    model = CueModel(args.model, threads=2)
+    model = CueModel(args.model, threads=2, graph=args.graph)
     dev = read_split(args.goemotions, "dev")
     texts = [e.text for e in dev]
     probs = encode_all(model, texts)
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         "dev_macro_f1_labels": round(float(label_f1.mean()), 4), "dev_macro_f1_cues": round(cue_macro, 4),
         "dev_macro_f1_cues_model_only": round(float(model_only_f1.mean()), 4),
     }
-    (args.model / "thresholds.json").write_text(json.dumps(result, indent=1) + "\n")
+    thresholds_path(args.model, args.graph).write_text(json.dumps({"graph": args.graph, **result}, indent=1) + "\n")
     print(f"dev macro-F1: 28 labels {label_f1.mean():.4f}, 6 cues as served {cue_macro:.4f} (support {support}), "
           f"6 cues from the model alone {model_only_f1.mean():.4f}")
 

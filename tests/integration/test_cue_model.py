@@ -24,13 +24,36 @@ def test_one_pass_gives_28_probabilities_and_a_unit_embedding(detector):
     assert ((encoded.emotions >= 0) & (encoded.emotions <= 1)).all()
 
 
-def test_batched_and_single_inference_agree(detector):
-    texts = ["hi", "I've been waiting three weeks for a refund and nobody answers my emails"]
-    batch = detector.model.encode(texts)
-    for row, text in enumerate(texts):
-        one = detector.model.encode([text])
+TEXTS = ["hi", "I've been waiting three weeks for a refund and nobody answers my emails"]
+
+
+def test_batched_and_single_inference_agree_exactly_in_fp32():
+    from copilot.cues.model import FP32_GRAPH, CueModel
+
+    model = CueModel(graph=FP32_GRAPH)
+    batch = model.encode(TEXTS)
+    for row, text in enumerate(TEXTS):
+        one = model.encode([text])
         assert np.allclose(one.emotions[0], batch.emotions[row], atol=1e-4)
         assert np.allclose(one.embeddings[0], batch.embeddings[row], atol=1e-4)
+
+
+def test_int8_batches_differ_only_slightly_because_activations_are_quantized_per_batch(detector):
+    batch = detector.model.encode(TEXTS)
+    for row, text in enumerate(TEXTS):
+        one = detector.model.encode([text])
+        assert np.abs(one.emotions[0] - batch.emotions[row]).max() < 0.05
+        assert float(one.embeddings[0] @ batch.embeddings[row]) > 0.97
+        assert np.argmax(one.emotions[0]) == np.argmax(batch.emotions[row])
+
+
+def test_served_int8_graph_agrees_with_the_fp32_export():
+    from copilot.cues.model import FP32_GRAPH, INT8_GRAPH, CueModel
+
+    texts = ["I'm absolutely furious about this bill", "thank you so much", "where is my parcel?"]
+    fp32, int8 = CueModel(graph=FP32_GRAPH).encode(texts), CueModel(graph=INT8_GRAPH).encode(texts)
+    assert (np.argmax(fp32.emotions, 1) == np.argmax(int8.emotions, 1)).all()
+    assert ((fp32.embeddings * int8.embeddings).sum(1) > 0.9).all()
 
 
 @pytest.mark.parametrize("text, cue, words", [
