@@ -73,6 +73,24 @@ def rss_mb(procs: list[psutil.Process]) -> float:
     return sum(p.memory_info().rss for p in procs) / 2**20
 
 
+def server_seconds(urls: list[str]) -> tuple[float, float]:
+    """Sum and count of the servers' own snippet processing time (their Prometheus histogram)."""
+    import requests
+
+    total = count = 0.0
+    for url in urls:
+        try:
+            text = requests.get(url + "/metrics", timeout=5).text
+        except requests.RequestException:
+            continue
+        for line in text.splitlines():
+            if line.startswith("copilot_snippet_seconds_sum"):
+                total += float(line.split()[-1])
+            elif line.startswith("copilot_snippet_seconds_count"):
+                count += float(line.split()[-1])
+    return total, count
+
+
 def run_level(urls: list[str], pids: list[int], conversations: int, duration: float, warmup: float,
               workdir: Path) -> dict:
     """Drive one load level in a separate process and watch the servers' CPU and memory meanwhile."""
@@ -83,6 +101,7 @@ def run_level(urls: list[str], pids: list[int], conversations: int, duration: fl
     for url in urls:
         command += ["--url", url]
     procs = processes_of(pids)
+    sum_before, count_before = server_seconds(urls)
     load = subprocess.Popen(command, cwd=ROOT)
     time.sleep(warmup)
     cpu_before = sum(sum(p.cpu_times()[:2]) for p in procs)
@@ -93,11 +112,14 @@ def run_level(urls: list[str], pids: list[int], conversations: int, duration: fl
         time.sleep(1.0)
     elapsed = time.time() - started
     cpu = (sum(sum(p.cpu_times()[:2]) for p in procs) - cpu_before) / max(elapsed, 1e-9)
+    sum_after, count_after = server_seconds(urls)
+    server_ms = (sum_after - sum_before) * 1000 / (count_after - count_before) if count_after > count_before else None
     data = json.loads(out.read_text())
     lat = data.pop("latencies_ms")
     return {**data, "p50_ms": percentile(lat, 50), "p95_ms": percentile(lat, 95), "p99_ms": percentile(lat, 99),
             "max_ms": round(max(lat), 1) if lat else None, "throughput_per_s": round(len(lat) / duration, 2),
-            "server_cpu_cores": round(cpu, 2), "server_rss_peak_mb": round(peak, 1)}
+            "server_cpu_cores": round(cpu, 2), "server_rss_peak_mb": round(peak, 1),
+            "server_mean_processing_ms": round(server_ms, 2) if server_ms else None}
 
 
 def sweep(name: str, urls: list[str], pids: list[int], levels: list[int], duration: float, warmup: float,
@@ -109,7 +131,8 @@ def sweep(name: str, urls: list[str], pids: list[int], levels: list[int], durati
         row["rss_per_conversation_kb"] = round((row["server_rss_peak_mb"] - idle) * 1024 / level, 1)
         rows.append(row)
         print(f"{name:10} C={level:4d} p50 {row['p50_ms']} p95 {row['p95_ms']} p99 {row['p99_ms']} ms, "
-              f"{row['throughput_per_s']} highlights/s, cpu {row['server_cpu_cores']}, rss {row['server_rss_peak_mb']} MB, "
+              f"{row['throughput_per_s']} highlights/s, server {row['server_mean_processing_ms']} ms/snippet, "
+              f"cpu {row['server_cpu_cores']}, rss {row['server_rss_peak_mb']} MB, "
               f"errors {row['errors']}", flush=True)
         if row["p99_ms"] is None or row["p99_ms"] > 4 * P99_BUDGET_MS:
             break  # saturated: higher levels only queue up more

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from copilot.cues.taxonomy import EMOTION_CUES, NEGATIVE_CUES
@@ -104,7 +104,8 @@ class Conversation:
     ended_at: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a plain dict (shallow: every field already holds JSON-ready values)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Conversation:

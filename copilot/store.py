@@ -8,6 +8,7 @@ store modules imports redis.
 from __future__ import annotations
 
 import json
+import pickle
 import threading
 import time
 from collections import OrderedDict
@@ -97,7 +98,7 @@ class MemoryConversationStore:
         conv = self.items.get((tenant, conversation_id))
         if conv is None:
             raise UnknownConversation(f"no conversation {conversation_id}; start it first")
-        return Conversation.from_dict(json.loads(json.dumps(conv.as_dict())))
+        return pickle.loads(pickle.dumps(conv))
 
     def update(self, tenant: str, conversation_id: str, change: Change) -> T:
         key = (tenant, conversation_id)
@@ -105,7 +106,7 @@ class MemoryConversationStore:
         if lock is None:
             raise UnknownConversation(f"no conversation {conversation_id}; start it first")
         with lock:
-            draft = Conversation.from_dict(json.loads(json.dumps(self.items[key].as_dict())))
+            draft = pickle.loads(pickle.dumps(self.items[key]))  # a private copy: a failed change leaves no trace
             result, events = change(draft)
             self.items[key] = draft
             for event in events:
