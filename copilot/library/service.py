@@ -24,7 +24,7 @@ from copilot.security import Identity
 from copilot.suggest import Request, Suggestion, retrieve
 
 # Cosine between two phrasings' own texts at or above which we warn of a near-duplicate. From
-# `python -m copilot.index dupes`: no two distinct approved shipped phrasings reach 0.746, while 75% of 20
+# `python -m copilot.index dupes`: no two distinct approved shipped phrasings reach 0.74, while 75% of 20
 # hand-written rewordings (tests/data/paraphrases.jsonl) reach 0.78. A warning, not a refusal: the lead decides.
 NEAR_DUPLICATE = 0.78
 EMBED_CACHE = 50_000
