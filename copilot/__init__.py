@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         conversations = RedisConversationStore(settings.redis_url)
     else:
         library_store = SqliteLibraryStore(settings.library_db)
-        conversations = MemoryConversationStore(FileEventLog(settings.event_log))
+        conversations = MemoryConversationStore(FileEventLog(settings.event_log), keep_ended_s=settings.keep_ended_s)
     shipped = load_library()
     library = Library(library_store, detector.model.embed, shipped, load_or_build(shipped, detector.model.embed),
                       sync_interval_s=settings.library_sync_ms / 1000)

@@ -224,6 +224,13 @@ def _remember_snippet(conv: Conversation, snippet_id: str, final: bool) -> bool:
     return True
 
 
+def _admit(conv: Conversation, snippet_id: str, final: bool) -> Outcome:
+    """Refuse snippets of an ended conversation; mark a final snippet seen before as a duplicate."""
+    if conv.ended_at is not None:
+        raise InvalidSnippet("the conversation has ended")
+    return Outcome(duplicate=not _remember_snippet(conv, snippet_id, final))
+
+
 def choose_stage(conv: Conversation, cue_names: set[str]) -> str:
     """The stage the next suggestion should serve."""
     if conv.abuse_active:
@@ -242,11 +249,8 @@ def choose_stage(conv: Conversation, cue_names: set[str]) -> str:
 def on_customer(conv: Conversation, snippet_id: str, text: str, final: bool, cues: list[CueSeen],
                 emotions: dict[str, float], now: float, cooldown_s: float) -> Outcome:
     """Take one customer snippet with its detected cues."""
-    if conv.ended_at is not None:
-        raise InvalidSnippet("the conversation has ended")
-    out = Outcome()
-    if not _remember_snippet(conv, snippet_id, final):
-        out.duplicate = True
+    out = _admit(conv, snippet_id, final)
+    if out.duplicate:
         return out
     strong = [c for c in cues if (c.cue in EMOTION_CUES and c.score >= STRONG_SCORE)
               or c.cue in {"crisis", "abuse", "escalation_request", "churn_risk"}]
@@ -348,13 +352,8 @@ def _suggestion_due(conv: Conversation, cues: list[CueSeen], now: float, cooldow
 
 def on_agent(conv: Conversation, snippet_id: str, text: str, final: bool, now: float) -> Outcome:
     """Take one agent snippet: notice acknowledgment and other behaviours; nudge when an emotion waits too long."""
-    if conv.ended_at is not None:
-        raise InvalidSnippet("the conversation has ended")
-    out = Outcome()
-    if not _remember_snippet(conv, snippet_id, final):
-        out.duplicate = True
-        return out
-    if not final:
+    out = _admit(conv, snippet_id, final)
+    if out.duplicate or not final:
         return out
     conv.agent_turns += 1
     found = agent_behaviours(text)

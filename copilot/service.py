@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from copilot import conversation as engine
-from copilot.conversation import Conversation, CueSeen, InvalidSnippet
+from copilot.conversation import Conversation, CueSeen
 from copilot.cues.detector import CueDetector
 from copilot.errors import CopilotError, NotFound
 from copilot.library.experiments import assign, parse_experiment
@@ -129,8 +129,6 @@ class CopilotService:
         now = time.time()
 
         def change(conv: Conversation):
-            if conv.ended_at is not None:
-                raise InvalidSnippet("the conversation has ended")
             out = engine.on_customer(conv, sid, text, final, cues, emotions, now, self.cooldown_s)
             push = None
             if out.suggest_stage and analysis is not None:
@@ -166,8 +164,6 @@ class CopilotService:
         now = time.time()
 
         def change(conv: Conversation):
-            if conv.ended_at is not None:
-                raise InvalidSnippet("the conversation has ended")
             out = engine.on_agent(conv, sid, text, final, now)
             events = []
             if final and not out.duplicate:

@@ -32,6 +32,7 @@ class Settings:
     rate_burst: int = 40
     transcript: str = "redacted"
     demo: bool = True
+    keep_ended_s: int = 600
     max_body_bytes: int = 5 * 1024 * 1024
     library_sync_ms: int = 250
 
@@ -90,7 +91,7 @@ ENV_NAMES = {
     "redis_url": "REDIS_URL", "allowed_origins": "COPILOT_ALLOWED_ORIGINS", "max_body_bytes": "COPILOT_MAX_BODY_BYTES",
     "library_sync_ms": "COPILOT_LIBRARY_SYNC_MS", "cooldown_s": "COPILOT_SUGGESTION_COOLDOWN_S",
     "rate_per_s": "COPILOT_RATE_PER_S", "rate_burst": "COPILOT_RATE_BURST", "transcript": "COPILOT_TRANSCRIPT",
-    "demo": "COPILOT_DEMO",
+    "demo": "COPILOT_DEMO", "keep_ended_s": "COPILOT_KEEP_ENDED_S",
 }
 
 

@@ -80,9 +80,9 @@ class MemoryConversationStore:
                 self.locks.pop(old, None)
 
     def _sweep(self) -> None:
-        """Forget conversations that ended more than keep_ended_s ago (at most once a minute)."""
+        """Forget conversations that ended more than keep_ended_s ago (checked at most every 10 s)."""
         now = time.time()
-        if now - self.swept_at < 60:
+        if now - self.swept_at < min(10.0, self.keep_ended_s):
             return
         self.swept_at = now
         for key in [k for k, c in self.items.items() if c.ended_at and now - c.ended_at > self.keep_ended_s]:

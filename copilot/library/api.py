@@ -155,9 +155,12 @@ def audit():
     identity().require("lead")
     try:
         after = int(request.args.get("after", 0))
-        limit = min(int(request.args.get("limit", 100)), 1000)
+        limit = int(request.args.get("limit", 100))
     except ValueError:
         raise InvalidPayload("after and limit must be whole numbers") from None
+    if not 0 <= after < 2**62 or limit < 1:
+        raise InvalidPayload("after must be 0 or more and limit at least 1")  # found by schemathesis: SQLite overflow
+    limit = min(limit, 1000)
     entries = library().store.audit(identity().tenant, after, limit)
     return jsonify({"ok": True, "entries": [e.as_dict() for e in entries]})
 

@@ -202,7 +202,8 @@ SOAK_CONVERSATIONS = int(os.environ.get("RELIABILITY_SOAK_CONVERSATIONS", "60"))
 def test_soak_every_acknowledged_snippet_is_logged_with_bounded_memory(tmp_path):
     from bench.load import read_corpus
 
-    server = ServerProcess(env(tmp_path, COPILOT_SUGGESTION_COOLDOWN_S="20"), tmp_path)
+    # Ended conversations are kept 30 s here (600 s by default) so that the soak measures the steady state.
+    server = ServerProcess(env(tmp_path, COPILOT_SUGGESTION_COOLDOWN_S="20", COPILOT_KEEP_ENDED_S="30"), tmp_path)
     corpus = read_corpus()
     acked: list[tuple[str, str]] = []
     errors: list[str] = []
