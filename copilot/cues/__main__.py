@@ -63,13 +63,13 @@ def score_lines(detector, source, sink, batch: int = 32) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> None:
-    from copilot.cues.evaluate import CS_SET, cs_report, format_table, goemotions_report, macro
+    from copilot.cues.evaluate import CS_SET, PAPER_BERT_F1, cs_report, format_table, goemotions_report, macro
 
     detector = load_detector(args.model, threads=args.threads, graph=args.graph)
     print(f"graph: {detector.model.graph}")
     go = goemotions_report(detector, args.goemotions)
     print(format_table(f"GoEmotions test ({go['examples']} comments), 28 labels, dev-tuned thresholds",
-                       go["labels"], paper=PAPER()))
+                       go["labels"], paper=PAPER_BERT_F1))
     print()
     print(format_table("GoEmotions test, six emotional cues, model alone (max of labels, dev-tuned thresholds)",
                        go["cues_model_only"]))
@@ -90,12 +90,6 @@ def run_eval(args: argparse.Namespace) -> None:
         "cs_macro_f1_12_cues": round(macro(cs["cues"]), 4), "cs_examples": cs["examples"],
         "span_hit_rate": round(cs["span_hit_rate"], 4), "span_char_f1": round(cs["span_char_f1"], 4),
     }))
-
-
-def PAPER() -> dict[str, float]:
-    from copilot.cues.evaluate import PAPER_BERT_F1
-
-    return PAPER_BERT_F1
 
 
 def main(argv: list[str] | None = None) -> int:
