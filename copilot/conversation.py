@@ -82,7 +82,6 @@ class Conversation:
     abuse_active: bool = False
     turns_since_abuse: int = 0
     pending: dict[str, int] = field(default_factory=dict)  # negative cue -> agent_turns when it opened
-    nudged: list[str] = field(default_factory=list)
     episodes: int = 0
     resolved: int = 0
     acknowledged: dict[str, int] = field(default_factory=dict)
@@ -95,7 +94,8 @@ class Conversation:
     last_push_at: float = -1e9
     verification_seen_negative: bool = False
     after_verification_due: bool = False
-    alerts: list[list[str]] = field(default_factory=list)  # [kind, key] sent once each
+    alerts: list[list[str]] = field(default_factory=list)  # [kind, key] of every alert sent, each once
+    flags: list[str] = field(default_factory=list)  # one-shot facts: "crisis_suggested", "escalation_handoff"
     timeline: list[dict[str, Any]] = field(default_factory=list)
     seen: dict[str, bool] = field(default_factory=dict)  # snippet id -> final
     experiment: list[str] | None = None  # [experiment id, variant]
@@ -336,7 +336,7 @@ def _suggestion_due(conv: Conversation, cues: list[CueSeen], now: float, cooldow
     names = [c.cue for c in sorted(cues, key=lambda c: -c.score)]
     if not names and not conv.after_verification_due:
         return None, []
-    crisis_now = "crisis" in names and ["suggested", "crisis"] not in conv.alerts
+    crisis_now = "crisis" in names and "crisis_suggested" not in conv.flags
     abuse_now = "abuse" in names and conv.abuse_active
     if now - conv.last_push_at < cooldown_s and not (crisis_now or abuse_now):
         return None, []
@@ -346,7 +346,7 @@ def _suggestion_due(conv: Conversation, cues: list[CueSeen], now: float, cooldow
     elif stage == "after-verification":
         names = names or sorted(conv.counts, key=lambda c: -conv.counts[c])
     if crisis_now:
-        conv.alerts.append(["suggested", "crisis"])
+        conv.flags.append("crisis_suggested")
     return stage, names
 
 
@@ -365,11 +365,10 @@ def on_agent(conv: Conversation, snippet_id: str, text: str, final: bool, now: f
         conv.resolved += len(conv.pending)
         conv.pending.clear()
     for cue, opened in sorted(conv.pending.items()):
-        if conv.agent_turns - opened >= ACK_WINDOW_TURNS and cue not in conv.nudged:
-            conv.nudged.append(cue)
-            out.alerts.append({"kind": "unacknowledged",
-                               "message": f"{cue.replace('_', ' ').capitalize()} not acknowledged yet: the customer "
-                                          f"mentioned it {conv.counts.get(cue, 1)} time(s)."})
+        if conv.agent_turns - opened >= ACK_WINDOW_TURNS:
+            _alert_once(conv, out, "unacknowledged", cue,
+                        f"{cue.replace('_', ' ').capitalize()} not acknowledged yet: the customer mentioned it "
+                        f"{conv.counts.get(cue, 1)} time(s).")
     return out
 
 
@@ -447,6 +446,6 @@ def summary(conv: Conversation) -> dict[str, Any]:
         "behaviours": dict(conv.behaviours), "timeline": list(conv.timeline),
         "suggestions": {"shown": list(conv.shown), "used": list(conv.used), "dismissed": list(conv.dismissed),
                         "rated": dict(conv.rated)},
-        "alerts": [a[0] for a in conv.alerts if a[0] != "suggested"],
+        "alerts": [a[0] for a in conv.alerts],
         "experiment": conv.experiment, "handoff_note": handoff_note(conv),
     }

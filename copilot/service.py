@@ -134,8 +134,8 @@ class CopilotService:
             if out.suggest_stage and analysis is not None:
                 push = self._push(conv, self._suggest(conv, out.suggest_stage, out.suggest_cues, analysis.embedding), now)
             note = None
-            if final and "escalation_request" in [c.cue for c in cues] and ["handoff", "escalation"] not in conv.alerts:
-                conv.alerts.append(["handoff", "escalation"])
+            if final and "escalation_request" in [c.cue for c in cues] and "escalation_handoff" not in conv.flags:
+                conv.flags.append("escalation_handoff")
                 note = engine.handoff_note(conv)
             events = []
             if final and not out.duplicate:

@@ -54,6 +54,13 @@ def cue_scores(emotions: np.ndarray, labels: Sequence[str]) -> dict[str, np.ndar
     return {cue: emotions[..., [index[name] for name in names]].max(-1) for cue, names in EMOTION_CUES.items()}
 
 
+def blocked(cue: str, found: lexicon.Evidence) -> bool:
+    """Whether our words rule an emotional cue out whatever the model says: "I'm not worried", sarcastic
+    "thanks a bunch for doubling my premium", or a cue that needs evidence words and has none ("is it 24p now?")."""
+    return (cue in found.negated or (cue == "gratitude" and found.sarcasm)
+            or (cue in NEEDS_EVIDENCE and cue not in found.spans))
+
+
 def fires(score: float, threshold: float, has_evidence: bool, support: float, explicit: bool = False) -> bool:
     """The firing rule for an emotional cue: the model is sure, or our words back a weaker model score, or the
     customer said it in so many words ("I'm furious")."""
@@ -82,9 +89,8 @@ class CueDetector:
             evidence = found.spans
             hits = [CueHit(cue, 1.0, tuple(evidence[cue])) for cue in CONVERSATION_CUES if cue in evidence]
             for cue in EMOTION_CUES:
-                if (cue in found.negated or (cue == "gratitude" and found.sarcasm)
-                        or (cue in NEEDS_EVIDENCE and cue not in evidence)):
-                    continue  # "I'm not worried", "thanks a bunch for doubling my premium", "is it 24p now?"
+                if blocked(cue, found):
+                    continue
                 score = float(scores[cue][row])
                 spans = evidence.get(cue, [])
                 if fires(score, self.thresholds.cues[cue], bool(spans), self.thresholds.support,

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from copilot.cues import lexicon
-from copilot.cues.detector import NEEDS_EVIDENCE, cue_scores
+from copilot.cues.detector import blocked, cue_scores
 from copilot.cues.goemotions import read_split
 from copilot.cues.metrics import THRESHOLD_GRID, best_thresholds, prf
 from copilot.cues.model import DEFAULT_GRAPH, DEFAULT_MODEL_DIR, CueModel, thresholds_path
@@ -47,15 +47,14 @@ def cue_gold(gold: np.ndarray, labels: list[str]) -> np.ndarray:
     return np.stack([gold[:, [index[name] for name in names]].max(1) for names in EMOTION_CUES.values()], 1)
 
 
-def evidence_matrix(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Per text and emotional cue: whether our lexicon finds evidence words, and whether it finds explicit ones."""
+def evidence_matrix(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per text and emotional cue: whether our lexicon finds evidence words, whether it finds explicit ones, and
+    whether our words rule the cue out (the detector's own rule)."""
     found = [lexicon.scan(t) for t in texts]
     evidence = np.array([[cue in f.spans for cue in EMOTION_CUES] for f in found], dtype=bool)
     explicit = np.array([[cue in f.explicit for cue in EMOTION_CUES] for f in found], dtype=bool)
-    blocked = np.array([[cue in f.negated or (cue == "gratitude" and f.sarcasm)
-                         or (cue in NEEDS_EVIDENCE and cue not in f.spans) for cue in EMOTION_CUES]
-                        for f in found], dtype=bool)
-    return evidence, explicit, blocked
+    ruled_out = np.array([[blocked(cue, f) for cue in EMOTION_CUES] for f in found], dtype=bool)
+    return evidence, explicit, ruled_out
 
 
 def tune_cues(scores: np.ndarray, evidence: np.ndarray, gold: np.ndarray, explicit: np.ndarray | None = None,

@@ -194,3 +194,12 @@ def test_state_round_trips_through_a_plain_dict():
     c = conv()
     customer(c, "s1", [cue("frustration")], ANGRY)
     assert Conversation.from_dict(c.as_dict()) == c
+
+
+def test_summary_lists_the_alerts_sent_and_nothing_else():
+    c = conv()
+    customer(c, "s1", [cue("crisis")])
+    customer(c, "s2", [cue("anxiety")], now=1.0)
+    engine.on_agent(c, "a1", "One moment.", True, 2.0)
+    engine.on_agent(c, "a2", "Still checking.", True, 3.0)
+    assert engine.summary(c)["alerts"] == ["crisis", "unacknowledged", "unacknowledged"]
