@@ -96,6 +96,11 @@ class AgentClient:
     def call(self, event: str, payload=None, timeout: float = 30):
         return self.sio.call(event, payload, namespace="/copilot", timeout=timeout)
 
+    def say(self, cid: str, sid: str, text: str, speaker: str = "customer", final: bool = True) -> dict:
+        """Send one transcript snippet and return its acknowledgment."""
+        return self.call("transcript.snippet", {"conversation_id": cid, "snippet_id": sid, "speaker": speaker,
+                                                "text": text, "final": final})
+
     def wait_for(self, name: str, predicate=lambda d: True, timeout: float = 10) -> dict:
         deadline = time.time() + timeout
         with self.cond:

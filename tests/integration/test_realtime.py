@@ -70,8 +70,7 @@ def start(client, cid, **extra):
 
 
 def say(client, cid, sid, text, speaker="customer", final=True):
-    reply = client.call("transcript.snippet", {"conversation_id": cid, "snippet_id": sid, "speaker": speaker,
-                                               "text": text, "final": final})
+    reply = client.say(cid, sid, text, speaker, final)
     assert reply["ok"], reply
     return reply
 

@@ -37,8 +37,7 @@ def env(workdir, **extra):
 
 
 def say(client, cid, sid, text, speaker="customer"):
-    return client.call("transcript.snippet", {"conversation_id": cid, "snippet_id": sid, "speaker": speaker,
-                                              "text": text, "final": True})
+    return client.say(cid, sid, text, speaker)
 
 
 @pytest.fixture
