@@ -1,6 +1,14 @@
-"""Entry point: `python wsgi.py` serves on HOST:PORT (default 127.0.0.1:8000); gunicorn imports `app`."""
-from copilot import create_app, run
-from copilot.settings import Settings
+"""Entry point: `python wsgi.py` serves on HOST:PORT (default 127.0.0.1:8000); gunicorn -k gevent imports `app`.
+
+The server runs on gevent's event loop: a connection costs a greenlet, not a thread, and the model runs on a
+small pool of native threads. The standard library is patched first, before anything else imports it.
+"""
+from gevent import monkey
+
+monkey.patch_all()
+
+from copilot import create_app, run  # noqa: E402 - after the patch, on purpose
+from copilot.settings import Settings  # noqa: E402
 
 app = create_app(Settings.from_env())
 

@@ -33,8 +33,8 @@ class ServerProcess:
         if command is None:
             command = [sys.executable, "wsgi.py"]
             if gunicorn:  # the Dockerfile's command
-                command = [sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "1000", "-b",
-                           f"127.0.0.1:{self.port}", "wsgi:app"]
+                command = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1", "--worker-connections",
+                           "4000", "-b", f"127.0.0.1:{self.port}", "wsgi:app"]
         self.process = subprocess.Popen(command, cwd=ROOT, env=full, stdout=self.log, stderr=subprocess.STDOUT)
         self.wait_ready(ready_path)
 

@@ -35,7 +35,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.config["COPILOT_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    detector = load_detector(settings.model_dir, threads=settings.model_threads, graph=settings.model_graph)
+    mode = async_mode()
+    executor = None
+    if mode == "gevent" and settings.model_workers:  # forward passes on native threads: the loop goes on serving
+        from gevent.threadpool import ThreadPoolExecutor
+
+        executor = ThreadPoolExecutor(settings.model_workers)
+    detector = load_detector(settings.model_dir, threads=settings.model_threads, graph=settings.model_graph,
+                             executor=executor)
     if settings.redis_url:
         library_store = RedisLibraryStore(settings.redis_url)
         conversations = RedisConversationStore(settings.redis_url)
@@ -49,7 +56,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     tokens = Tokens(load_secret(settings.secret, settings.instance_dir))
     service = CopilotService(detector, library, conversations, metrics, settings.max_text_chars,
                              settings.cooldown_s, settings.transcript)
-    socketio = SocketIO(app, async_mode="threading", message_queue=settings.redis_url or None,
+    socketio = SocketIO(app, async_mode=mode, message_queue=settings.redis_url or None,
                         cors_allowed_origins=list(settings.allowed_origins) or None,
                         max_http_buffer_size=1_000_000, ping_interval=10, ping_timeout=20)
     app.extensions.update({"copilot.detector": detector, "copilot.library": library, "copilot.tokens": tokens,
@@ -62,8 +69,22 @@ def create_app(settings: Settings | None = None) -> Flask:
     return app
 
 
+def async_mode() -> str:
+    """gevent when the process has patched the standard library for it (`python wsgi.py`, gunicorn -k gevent),
+    threading otherwise (tests that build an app in their own process)."""
+    try:
+        from gevent import monkey
+    except ImportError:
+        return "threading"
+    return "gevent" if monkey.is_module_patched("socket") else "threading"
+
+
 def run(app: Flask) -> None:
     """Serve the app on the settings' HOST and PORT (the embedded default, and one worker behind a balancer)."""
     settings = app.config["COPILOT_SETTINGS"]
-    app.extensions["socketio"].run(app, host=settings.host, port=settings.port, allow_unsafe_werkzeug=True,
-                                   use_reloader=False, log_output=False)
+    socketio = app.extensions["socketio"]
+    if socketio.async_mode == "threading":
+        socketio.run(app, host=settings.host, port=settings.port, allow_unsafe_werkzeug=True, use_reloader=False,
+                     log_output=False)
+    else:
+        socketio.run(app, host=settings.host, port=settings.port, log_output=False)

@@ -20,6 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 INDEX_DIR = ROOT / "index"
 VECTORS_PER_SLOT = 8  # the text and up to seven examples
 DIM = 384
+# One query vector per search: OpenMP threads gain nothing on it and would wake up to compete with the model for
+# the cores (a search over the shipped library takes about 0.1 ms on one thread).
+faiss.omp_set_num_threads(1)
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,10 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
             socketio.emit(event, payload, to=reply.room, namespace=NAMESPACE)
         if reply.leave:
             leave_room(reply.room)
+        if reply.then:
+            socketio.sleep(0)  # let the writers send the emits before the bookkeeping runs
+            for work in reply.then:
+                work()
         return reply.ack
 
     def handler(method: Callable[[Identity, Any], Reply]) -> Callable[..., dict]:

@@ -29,14 +29,16 @@ def healthz():
 
 @api.get("/readyz")
 def readyz():
-    """The model answers, the index is loaded, and the stores are reachable (Redis when configured)."""
+    """The model answers, the index is loaded, and the stores are reachable (Redis when configured); and which
+    server loop runs."""
     detector = current_app.extensions["copilot.detector"]
     detector.model.encode(["ready"])
     library = current_app.extensions["copilot.library"]
     checks = {"model": True, "index": library.shipped_index is not None and len(library.shipped_index) > 0,
               "library_store": library.store.ping(),
               "conversation_store": current_app.extensions["copilot.service"].store.ping()}
-    return jsonify({"ok": all(checks.values()), "checks": checks}), 200 if all(checks.values()) else 503
+    server = current_app.extensions["socketio"].async_mode  # gevent as served; threading only in tests' own process
+    return jsonify({"ok": all(checks.values()), "checks": checks, "server": server}), 200 if all(checks.values()) else 503
 
 
 @api.post("/api/v1/cues")

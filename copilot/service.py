@@ -4,7 +4,9 @@ library and the stores. It returns what to acknowledge and what to emit; the tra
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from copilot import conversation as engine
@@ -24,12 +26,14 @@ from copilot.suggest import Request, Suggestion
 @dataclass
 class Reply:
     """An acknowledgment, and the events to emit to the conversation's room (which the caller joins, or leaves
-    once the conversation has ended)."""
+    once the conversation has ended). `then` is bookkeeping that need not delay the emits (usage counters): the
+    caller runs it after emitting and before acknowledging."""
 
     ack: dict[str, Any]
     room: str
     emits: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     leave: bool = False
+    then: list[Callable[[], None]] = field(default_factory=list)
 
 
 def room(tenant: str, conversation_id: str) -> str:
@@ -157,7 +161,8 @@ class CopilotService:
             reply.emits.append(("suggestion.push", push))
         if note:
             reply.emits.append(("handoff.note", {"conversation_id": cid, "note": note, "reason": "escalation"}))
-        self._count_shown(who.tenant, where, push)
+        if push:
+            reply.then.append(partial(self._count_shown, who.tenant, where, push))
         return reply
 
     def _agent_snippet(self, who: Identity, cid: str, sid: str, text: str, final: bool) -> Reply:
@@ -198,7 +203,7 @@ class CopilotService:
         reply = Reply({"ok": True, "mode": data["mode"]}, room(who.tenant, data["conversation_id"]))
         if push:
             reply.emits.append(("suggestion.push", push))
-            self._count_shown(who.tenant, (conv.queue, conv.channel), push)
+            reply.then.append(partial(self._count_shown, who.tenant, (conv.queue, conv.channel), push))
         return reply
 
     def feedback(self, who: Identity, payload: Any) -> Reply:

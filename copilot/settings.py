@@ -22,6 +22,7 @@ class Settings:
     model_dir: Path = ROOT / "index" / "model"
     model_graph: str = "cues-int8.onnx"
     model_threads: int = 1
+    model_workers: int = 1
     max_text_chars: int = 4000
     instance_dir: Path = ROOT / "instance"
     secret: str = ""
@@ -67,6 +68,8 @@ class Settings:
             raise InvalidSetting(f"PORT must be 1-65535, got {self.port}")
         if self.model_threads < 1:
             raise InvalidSetting("COPILOT_MODEL_THREADS must be at least 1")
+        if self.model_workers < 0:
+            raise InvalidSetting("COPILOT_MODEL_WORKERS must not be negative")
         if self.max_text_chars < 1:
             raise InvalidSetting("COPILOT_MAX_TEXT_CHARS must be at least 1")
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
@@ -86,6 +89,7 @@ class Settings:
 
 ENV_NAMES = {
     "host": "HOST", "port": "PORT", "model_dir": "COPILOT_MODEL_DIR", "model_threads": "COPILOT_MODEL_THREADS",
+    "model_workers": "COPILOT_MODEL_WORKERS",
     "model_graph": "COPILOT_MODEL_GRAPH",
     "max_text_chars": "COPILOT_MAX_TEXT_CHARS", "instance_dir": "COPILOT_INSTANCE_DIR", "secret": "COPILOT_SECRET",
     "redis_url": "REDIS_URL", "allowed_origins": "COPILOT_ALLOWED_ORIGINS", "max_body_bytes": "COPILOT_MAX_BODY_BYTES",

@@ -30,6 +30,7 @@ class Encoder(Protocol):
     labels: list[str]
 
     def encode(self, texts: list[str]): ...
+    def start(self, texts: list[str]): ...
 
 
 @dataclass(frozen=True)
@@ -80,12 +81,14 @@ class CueDetector:
         return self.analyse_many([text], explain)[0]
 
     def analyse_many(self, texts: list[str], explain: bool = True) -> list[Analysis]:
-        """Cues, emotions and embeddings for a batch of texts, in one forward pass."""
-        encoded = self.model.encode(list(texts))
+        """Cues, emotions and embeddings for a batch of texts, in one forward pass. The phrase detectors run
+        while the pass does, when the model has an executor."""
+        waiting = self.model.start(list(texts))
+        scans = [lexicon.scan(text) for text in texts]
+        encoded = waiting()
         scores = cue_scores(encoded.emotions, self.model.labels)
         results = []
-        for row, text in enumerate(texts):
-            found = lexicon.scan(text)
+        for row, (text, found) in enumerate(zip(texts, scans)):
             evidence = found.spans
             hits = [CueHit(cue, 1.0, tuple(evidence[cue])) for cue in CONVERSATION_CUES if cue in evidence]
             for cue in EMOTION_CUES:

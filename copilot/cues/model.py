@@ -7,6 +7,8 @@ Nothing outside this module imports onnxruntime.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,10 +35,14 @@ class Encoded:
 
 
 class CueModel:
-    """One ONNX session and its tokenizer; safe to share between threads (onnxruntime sessions are)."""
+    """One ONNX session and its tokenizer; safe to share between threads (onnxruntime sessions are).
+
+    With an executor (the event-loop server gives it a pool of native threads), forward passes run there: they
+    release the GIL, so the event loop goes on serving, and the caller can do other work while a pass runs.
+    """
 
     def __init__(self, folder: Path = DEFAULT_MODEL_DIR, threads: int = 1, max_tokens: int = 128,
-                 graph: str = DEFAULT_GRAPH) -> None:
+                 graph: str = DEFAULT_GRAPH, executor: Executor | None = None) -> None:
         folder = Path(folder)
         for name in (graph, "tokenizer.json", "labels.json"):
             if not (folder / name).is_file():
@@ -54,6 +60,7 @@ class CueModel:
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(folder / graph), options, providers=["CPUExecutionProvider"])
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self.executor = executor
 
     def tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids and attention mask, padded to the longest text in the batch."""
@@ -64,9 +71,22 @@ class CueModel:
 
     def encode(self, texts: list[str]) -> Encoded:
         """Emotion probabilities and sentence embeddings for texts, in one forward pass."""
+        return self.start(texts)()
+
+    def start(self, texts: list[str]) -> Callable[[], Encoded]:
+        """Begin encoding texts and return a function that waits for the result. With an executor, the forward
+        pass runs there and the caller can work meanwhile (tokenising stays here: it is short and holds the GIL,
+        which the pass does not); without one, the pass runs at once."""
         if not texts:
-            return Encoded(np.zeros((0, len(self.labels)), np.float32), np.zeros((0, 384), np.float32))
+            empty = Encoded(np.zeros((0, len(self.labels)), np.float32), np.zeros((0, 384), np.float32))
+            return lambda: empty
         ids, mask = self.tokenize(texts)
+        if self.executor is None:
+            done = self._run(ids, mask)
+            return lambda: done
+        return self.executor.submit(self._run, ids, mask).result
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> Encoded:
         outputs = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
         named = dict(zip(self.output_names, outputs))
         return Encoded(named["emotions"], named["embedding"])

@@ -24,6 +24,20 @@ def test_one_pass_gives_28_probabilities_and_a_unit_embedding(detector):
     assert ((encoded.emotions >= 0) & (encoded.emotions <= 1)).all()
 
 
+def test_passes_on_a_thread_pool_give_the_same_analysis_as_inline_ones(detector):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from copilot.cues import load_detector
+
+    with ThreadPoolExecutor(2) as pool:
+        pooled = load_detector(executor=pool)
+        for text in ["I'm furious, this is the third time I've called", "ok thanks", "I don't understand the bill"]:
+            inline, on_pool = detector.analyse(text), pooled.analyse(text)
+            assert inline.cue_names == on_pool.cue_names
+            assert [h.spans for h in inline.cues] == [h.spans for h in on_pool.cues]
+            assert np.array_equal(inline.embedding, on_pool.embedding)
+
+
 TEXTS = ["hi", "I've been waiting three weeks for a refund and nobody answers my emails"]
 
 

@@ -25,6 +25,10 @@ class KeywordEncoder:
                 probs[row, LABELS.index("annoyance")] = 0.9
         return Encoded(probs, np.zeros((len(texts), 384), dtype=np.float32))
 
+    def start(self, texts):
+        result = self.encode(texts)
+        return lambda: result
+
 
 THRESHOLDS = Thresholds(cues={c: 0.5 for c in ("frustration", "disappointment", "confusion", "anxiety", "sadness",
                                                  "gratitude")}, support=0.5, labels={})
