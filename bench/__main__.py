@@ -1,12 +1,14 @@
 """One command for the whole benchmark:
 
-    python -m bench [--levels 25,50,...,800] [--duration 40] [--skip-redis] [--skip-naive] [--index-10k]
+    python -m bench [--levels 25,50,...,700,800] [--duration 40] [--chat-levels 400,600] [--skip-redis] [--skip-naive]
+                    [--index-10k]
 
 1. The floor: the cue graph's own inference time on the replay corpus's customer snippets, no server (back to back,
    and paced like the live load).
-2. For each deployment (embedded default; two workers sharing a real Redis; the naive PyTorch peer when torch is
-   installed), a sweep over C concurrent conversations replaying the corpus at one customer and one agent snippet
-   every 3 s each: end-to-end latency (send -> cue.highlight) p50/p95/p99, throughput, server CPU and RSS.
+2. For each deployment (embedded default; the same with three chats per agent connection; two workers sharing a
+   real Redis; the naive PyTorch peer when torch is installed), a sweep over C concurrent conversations replaying
+   the corpus at one customer and one agent snippet every 3 s each: end-to-end latency (send -> cue.highlight)
+   p50/p95/p99, throughput, server CPU and RSS.
 3. Optionally, RSS with a 10,000-phrasing library indexed.
 Writes bench/results/latest.json, latency.png and latest.md (the tables that BENCHMARKS.md quotes).
 """
@@ -103,13 +105,14 @@ def server_seconds(urls: list[str]) -> tuple[float, float]:
 
 
 def run_level(urls: list[str], pids: list[int], cpu_pids: list[int], conversations: int, duration: float,
-              warmup: float, workdir: Path) -> dict:
+              warmup: float, workdir: Path, per_connection: int = 1) -> dict:
     """Drive one load level in a separate process and watch the servers' memory (pids) and CPU (cpu_pids, which
     may add a Redis server) meanwhile."""
     token = Tokens(SECRET).issue("bench", "agent", "bench-agent", ttl_s=24 * 3600)
     out = workdir / f"load-{conversations}-{time.time_ns()}.json"
     command = [sys.executable, "-m", "bench.load", "--token", token, "--conversations", str(conversations),
-               "--duration", str(duration), "--warmup", str(warmup), "--out", str(out)]
+               "--duration", str(duration), "--warmup", str(warmup), "--out", str(out),
+               "--per-connection", str(per_connection)]
     for url in urls:
         command += ["--url", url]
     procs, cpu_procs = processes_of(pids), processes_of(cpu_pids)
@@ -138,7 +141,7 @@ Started = tuple[list[str], list[int], list[int], Callable[[], None]]  # urls, RS
 
 
 def sweep(name: str, start: Callable[[], Started], levels: list[int], duration: float, warmup: float,
-          workdir: Path) -> dict:
+          workdir: Path, per_connection: int = 1) -> dict:
     """One fresh deployment per level, so no level inherits another's heap or ended conversations. A short warm-up
     load comes first: first-use allocations (the model's arena, caches) are not per conversation."""
     rows = []
@@ -148,7 +151,7 @@ def sweep(name: str, start: Callable[[], Started], levels: list[int], duration: 
             run_level(urls, pids, cpu_pids, 25, 6, 2, workdir)
             time.sleep(2)
             idle = rss_mb(processes_of(pids))
-            row = run_level(urls, pids, cpu_pids, level, duration, warmup, workdir)
+            row = run_level(urls, pids, cpu_pids, level, duration, warmup, workdir, per_connection)
         finally:
             stop()
         row["idle_rss_mb"] = round(idle, 1)
@@ -237,10 +240,10 @@ def tables(report: dict) -> str:
                   f"{d['throughput_at_max']} highlights/s)", ""]
         if d.get("conversation_state_in_redis"):
             lines += [f"state in Redis: {d['conversation_state_in_redis']}", ""]
-        lines += ["| C | p50 ms | p95 ms | p99 ms | highlights/s | server ms/snippet | server CPU (cores) "
-                  "| idle RSS MB | peak RSS MB | RSS/conversation KB | errors |", "|" + "---|" * 11]
+        lines += ["| C | connections | p50 ms | p95 ms | p99 ms | highlights/s | server ms/snippet | server CPU (cores) "
+                  "| idle RSS MB | peak RSS MB | RSS/conversation KB | errors |", "|" + "---|" * 12]
         for r in d["levels"]:
-            lines.append(f"| {r['conversations']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
+            lines.append(f"| {r['conversations']} | {r['connections']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
                          f"{r['throughput_per_s']} | {r['server_mean_processing_ms']} | {r['server_cpu_cores']} | "
                          f"{r['idle_rss_mb']} | {r['server_rss_peak_mb']} | {r['rss_per_conversation_kb']} | "
                          f"{sum(r['errors'].values()) + r['connect_failures']} |")
@@ -280,10 +283,13 @@ def plot(report: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--levels", default="25,50,100,200,300,400,500,600,800")
+    parser.add_argument("--levels", default="25,50,100,200,300,400,500,600,700,800")
     parser.add_argument("--naive-levels", default="5,10,25,50,100")
     parser.add_argument("--duration", type=float, default=40.0)
     parser.add_argument("--warmup", type=float, default=8.0)
+    parser.add_argument("--chat-levels", default="400,600",
+                        help="levels to rerun with several conversations per connection (empty: skip)")
+    parser.add_argument("--chat-per-connection", type=int, default=3)
     parser.add_argument("--skip-redis", action="store_true")
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--index-10k", action="store_true")
@@ -301,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
         def embedded() -> Started:
             return servers(ServerProcess({**env, "COPILOT_INSTANCE_DIR": str(workdir / "embedded")}, workdir))
         report["deployments"].append(sweep("embedded", embedded, levels, args.duration, args.warmup, workdir))
+        if args.chat_levels:  # chat agents: one desktop connection carries several conversations
+            k = args.chat_per_connection
+            report["deployments"].append(sweep(f"embedded-chat{k}", embedded, [int(x) for x in args.chat_levels.split(",")],
+                                               args.duration, args.warmup, workdir, per_connection=k))
         if not args.skip_redis:
             redis_server = RedisServer(workdir / "redis")
             redis_server.start()

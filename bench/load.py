@@ -1,5 +1,6 @@
-"""Load generator: C concurrent conversations, each a real Socket.IO client (asyncio), replaying the corpus at a
-realistic pace, measuring the time from sending a final customer snippet to receiving its cue.highlight.
+"""Load generator: C concurrent conversations on real Socket.IO clients (asyncio; one conversation per connection
+unless --per-connection says more), replaying the corpus at a realistic pace, measuring the time from sending a
+final customer snippet to receiving its cue.highlight.
 
     python -m bench.load --url http://127.0.0.1:8000 --token T --conversations 200 --duration 40 --out r.json
 
@@ -38,9 +39,10 @@ class Results:
         self.errors[code] = self.errors.get(code, 0) + 1
 
 
-async def conversation(index: int, urls: list[str], token: str, corpus: list[dict], stop_at: float,
-                       turn_interval: float, results: Results, measure_from: float) -> None:
-    """One agent desktop: connect, then replay conversations back to back until stop_at."""
+async def agent(index: int, urls: list[str], token: str, corpus: list[dict], stop_at: float, turn_interval: float,
+                results: Results, measure_from: float, conversations: int = 1) -> None:
+    """One agent desktop: one connection, carrying `conversations` conversations at once (1 for a voice agent,
+    several for a chat agent), each replaying scripts back to back until stop_at."""
     client = socketio.AsyncClient(reconnection=False)
     pending: dict[tuple[str, str], float] = {}
 
@@ -60,6 +62,16 @@ async def conversation(index: int, urls: list[str], token: str, corpus: list[dic
     except Exception:  # noqa: BLE001 - count it, the run goes on
         results.connect_failures += 1
         return
+    try:
+        await asyncio.gather(*[replay(client, index * conversations + slot, corpus, stop_at, turn_interval, results,
+                                      pending) for slot in range(conversations)])
+    finally:
+        await client.disconnect()
+
+
+async def replay(client: socketio.AsyncClient, index: int, corpus: list[dict], stop_at: float, turn_interval: float,
+                 results: Results, pending: dict[tuple[str, str], float]) -> None:
+    """One conversation slot: scripts from the corpus, back to back, one turn every turn_interval."""
     rng = random.Random(index)
     await asyncio.sleep(rng.random() * turn_interval * 2)  # spread the conversations over a pace period
     round_no = 0
@@ -86,21 +98,21 @@ async def conversation(index: int, urls: list[str], token: str, corpus: list[dic
             round_no += 1
     except Exception as error:  # noqa: BLE001 - a dropped client is a result, not a crash of the run
         results.error(type(error).__name__)
-    finally:
-        await client.disconnect()
 
 
 async def run(urls: list[str], token: str, conversations: int, duration: float, warmup: float,
-              turn_interval: float) -> dict:
+              turn_interval: float, per_connection: int = 1) -> dict:
     corpus = read_corpus()
     results = Results()
     start = time.perf_counter()
     measure_from = start + warmup
     stop_at = measure_from + duration
-    tasks = [asyncio.create_task(conversation(i, urls, token, corpus, stop_at, turn_interval, results, measure_from))
-             for i in range(conversations)]
+    agents = -(-conversations // per_connection)
+    tasks = [asyncio.create_task(agent(i, urls, token, corpus, stop_at, turn_interval, results, measure_from,
+                                       min(per_connection, conversations - i * per_connection)))
+             for i in range(agents)]
     await asyncio.gather(*tasks)
-    return {"conversations": conversations, "duration_s": duration, "warmup_s": warmup,
+    return {"conversations": conversations, "connections": agents, "duration_s": duration, "warmup_s": warmup,
             "turn_interval_s": turn_interval, "sent": results.sent, "highlights": results.highlights,
             "measured": len(results.latencies_ms), "latencies_ms": results.latencies_ms, "errors": results.errors,
             "connect_failures": results.connect_failures}
@@ -115,9 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=8.0)
     parser.add_argument("--turn-interval", type=float, default=1.5,
                         help="seconds between turns: one customer and one agent snippet every 3 s")
+    parser.add_argument("--per-connection", type=int, default=1,
+                        help="conversations each agent connection carries at once (a chat agent's several chats)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    result = asyncio.run(run(args.url, args.token, args.conversations, args.duration, args.warmup, args.turn_interval))
+    result = asyncio.run(run(args.url, args.token, args.conversations, args.duration, args.warmup, args.turn_interval,
+                             args.per_connection))
     args.out.write_text(json.dumps(result))
     return 0
 
