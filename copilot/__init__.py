@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+MAX_MESSAGE_BYTES = 1_000_000  # largest Socket.IO message; a snippet is at most COPILOT_MAX_TEXT_CHARS anyway
+
 if TYPE_CHECKING:
     from flask import Flask
 
@@ -23,7 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from copilot.library.service import Library
     from copilot.library.store import RedisLibraryStore, SqliteLibraryStore
     from copilot.metrics import Metrics
-    from copilot.realtime import register
+    from copilot.realtime import cap_websocket_messages, register
     from copilot.rest import api
     from copilot.security import Tokens, load_secret
     from copilot.service import CopilotService
@@ -58,7 +60,8 @@ def create_app(settings: Settings | None = None) -> Flask:
                              settings.cooldown_s, settings.transcript)
     socketio = SocketIO(app, async_mode=mode, message_queue=settings.redis_url or None,
                         cors_allowed_origins=list(settings.allowed_origins) or None,
-                        max_http_buffer_size=1_000_000, ping_interval=10, ping_timeout=20)
+                        max_http_buffer_size=MAX_MESSAGE_BYTES, ping_interval=10, ping_timeout=20)
+    cap_websocket_messages(socketio, MAX_MESSAGE_BYTES)
     app.extensions.update({"copilot.detector": detector, "copilot.library": library, "copilot.tokens": tokens,
                            "copilot.service": service, "copilot.metrics": metrics, "socketio": socketio})
     app.extensions["copilot.connections"] = register(socketio, service, tokens, metrics,

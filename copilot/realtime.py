@@ -48,6 +48,25 @@ class Connections:
         return len(self.items)
 
 
+def cap_websocket_messages(socketio: SocketIO, max_bytes: int) -> None:
+    """Make the WebSocket reader refuse (close code 1009) a message past max_bytes while it arrives. Engine.IO only
+    checks a message's size once the whole of it has been buffered, so without this one client could stream an
+    endless fragmented message into the worker's memory. Engine.IO has no option for it: its WebSocket class is
+    wrapped for this server only."""
+    eio = socketio.server.eio
+    base = eio._async["websocket"]
+    if base is None or getattr(base, "capped", False):
+        return
+
+    class Capped(base):
+        capped = True
+
+        def __init__(self, handler: Any, server: Any, **kwargs: Any) -> None:
+            super().__init__(handler, server, **kwargs)
+            self.server_args["max_message_size"] = max_bytes
+    eio._async = {**eio._async, "websocket": Capped}
+
+
 def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metrics: Metrics,
              rate: float, burst: int) -> Connections:
     """Attach the /copilot handlers to a SocketIO server."""

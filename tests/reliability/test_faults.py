@@ -119,6 +119,41 @@ def test_a_dropped_client_reconnects_and_keeps_receiving(tmp_path):
         server.stop()
 
 
+def test_an_endless_websocket_message_is_cut_off_and_the_worker_serves_on(tmp_path):
+    """A client (no token needed to open a WebSocket) streams one fragmented message that never ends: the reader
+    closes it with 1009 once it passes 1 MB, memory stays flat, and other agents are served throughout."""
+    from websocket import ABNF, WebSocketException, create_connection
+
+    server = ServerProcess(env(tmp_path), tmp_path)
+    try:
+        agent = AgentClient(server.url, token())
+        cid = f"flood-{time.time_ns()}"
+        agent.call("conversation.start", {"conversation_id": cid, "channel": "chat"})
+        rss_before = psutil.Process(server.pid).memory_info().rss
+        ws = create_connection(server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket", timeout=10)
+        assert ws.recv().startswith("0{")  # the Engine.IO open packet
+        chunk, cut = "x" * 65536, False
+        try:
+            ws.send_frame(ABNF.create_frame("4" + chunk, ABNF.OPCODE_TEXT, fin=0))
+            for _ in range(160):  # at most 10 MB, bounded
+                ws.send_frame(ABNF.create_frame(chunk, ABNF.OPCODE_CONT, fin=0))
+                time.sleep(0.002)
+        except (OSError, WebSocketException):
+            cut = True
+        if not cut:  # everything went into the socket buffers; the server must have closed on us by now
+            with pytest.raises((OSError, WebSocketException)):
+                for _ in range(3):
+                    ws.recv()
+        ws.close()
+        grown = (psutil.Process(server.pid).memory_info().rss - rss_before) / 2**20
+        assert grown < 8, f"the worker buffered the endless message: +{grown:.1f} MB"
+        say(agent, cid, "s1", "I've been waiting for weeks and I'm fed up")
+        assert agent.wait_for("cue.highlight", lambda d: d["snippet_id"] == "s1")
+        agent.close()
+    finally:
+        server.stop()
+
+
 payloads = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=80) | st.binary(max_size=40),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
