@@ -38,11 +38,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["COPILOT_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     mode = async_mode()
-    executor = None
-    if mode == "gevent" and settings.model_workers:  # forward passes on native threads: the loop goes on serving
+    executor, offload = None, None
+    if mode == "gevent":  # native threads for what would hold up the event loop
         from gevent.threadpool import ThreadPoolExecutor
 
-        executor = ThreadPoolExecutor(settings.model_workers)
+        if settings.model_workers:  # forward passes
+            executor = ThreadPoolExecutor(settings.model_workers)
+        bulk = ThreadPoolExecutor(1)  # the library's parsing and embedding, beside the live passes
+
+        def offload(fn, *args):
+            return bulk.submit(fn, *args).result()
     detector = load_detector(settings.model_dir, threads=settings.model_threads, graph=settings.model_graph,
                              executor=executor)
     if settings.redis_url:
@@ -52,8 +57,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         library_store = SqliteLibraryStore(settings.library_db)
         conversations = MemoryConversationStore(FileEventLog(settings.event_log), keep_ended_s=settings.keep_ended_s)
     shipped = load_library()
-    library = Library(library_store, detector.model.embed, shipped, load_or_build(shipped, detector.model.embed),
-                      sync_interval_s=settings.library_sync_ms / 1000)
+    def library_embed(texts: list[str]):
+        """A bulk approval embeds thousands of texts: on its own thread, not queued ahead of live snippets."""
+        return offload(detector.model.embed_here, texts) if offload else detector.model.embed(texts)
+    library = Library(library_store, library_embed, shipped, load_or_build(shipped, detector.model.embed),
+                      sync_interval_s=settings.library_sync_ms / 1000, offload=offload)
     metrics = Metrics()
     tokens = Tokens(load_secret(settings.secret, settings.instance_dir))
     service = CopilotService(detector, library, conversations, metrics, settings.max_text_chars,

@@ -95,6 +95,13 @@ class CueModel:
         """Sentence embeddings only (same pass; the emotion head costs next to nothing)."""
         return self.encode(texts).embeddings
 
+    def embed_here(self, texts: list[str]) -> np.ndarray:
+        """Sentence embeddings computed on the calling thread, whatever the executor: for bulk work that runs on
+        a thread of its own, so that it never queues ahead of live snippets."""
+        if not texts:
+            return np.zeros((0, 384), np.float32)
+        return self._run(*self.tokenize(texts)).embeddings
+
 
 def thresholds_path(folder: Path, graph: str) -> Path:
     """Where a graph's dev-tuned thresholds live: cues.onnx -> cues.thresholds.json."""

@@ -80,12 +80,20 @@ class TenantState:
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
+def _read_and_parse(body: str, fmt: str) -> tuple[list[Any], tuple[list[Phrasing], list]]:
+    rows = read_rows(body, fmt)
+    return rows, parse_rows(rows)
+
+
 class Library:
     """Curated phrasings per tenant, their index, and retrieval over it."""
 
     def __init__(self, store: LibraryStore, embed: Callable[[list[str]], np.ndarray], shipped: list[Phrasing],
                  shipped_index: PhrasingIndex | None = None, sync_interval_s: float = 0.25,
-                 near_duplicate: float = NEAR_DUPLICATE) -> None:
+                 near_duplicate: float = NEAR_DUPLICATE, offload: Callable[..., Any] | None = None) -> None:
+        """`offload(fn, *args)` runs pure, CPU-heavy work (parsing a bulk import) off the caller's thread; the
+        event-loop server passes one so that a large import does not hold up live conversations."""
+        self.offload = offload or (lambda fn, *args: fn(*args))
         self.store = store
         self.embed_batch = embed
         self.shipped = shipped
@@ -161,7 +169,9 @@ class Library:
         now = time.monotonic()
         if not force and now - state.checked_at < self.sync_interval_s:
             return
-        with state.lock:
+        if not state.lock.acquire(blocking=force):
+            return  # a bulk edit is being applied: readers use what is applied so far, and never wait for it
+        try:
             state.checked_at = now
             revision = self.store.revision(tenant)
             if revision == state.revision:
@@ -171,6 +181,8 @@ class Library:
                 if phrasing is not None:
                     self._apply(state, phrasing)
             state.revision = revision
+        finally:
+            state.lock.release()
 
     def phrasings(self, tenant: str) -> dict[str, Phrasing]:
         """The tenant's current phrasings by id."""
@@ -192,8 +204,10 @@ class Library:
                 revision = self.store.commit(identity.tenant, changes, expected_revision=state.revision)
             except StaleRevision as error:
                 raise Conflict(str(error)) from None
-            for change in changes:
+            for number, change in enumerate(changes, 1):
                 self._apply(state, change.after)
+                if number % 200 == 0:
+                    time.sleep(0)  # a large bulk edit lets live conversations go on (see store.serialized)
             state.revision = revision
 
     def validate(self, tenant: str, data: Mapping[str, Any]) -> tuple[Phrasing, list[dict]]:
@@ -250,8 +264,7 @@ class Library:
     def import_rows(self, identity: Identity, body: str, fmt: str) -> dict[str, Any]:
         """Import YAML or CSV all-or-nothing: new ids become drafts, known ids new versions (status kept)."""
         identity.require("lead")
-        rows = read_rows(body, fmt)
-        good, errors = parse_rows(rows)
+        rows, (good, errors) = self.offload(_read_and_parse, body, fmt)
         if errors:
             raise ImportRejected([e.as_dict() for e in errors], len(rows))
         current = self.state(identity.tenant).phrasings

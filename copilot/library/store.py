@@ -90,6 +90,18 @@ class LibraryStore(Protocol):
     def ping(self) -> bool: ...
 
 
+def serialized(changes: list[Change], chunk: int = 200) -> list[tuple[Phrasing, str, str | None]]:
+    """Each change as (after, its JSON, the before's JSON or None), made before any lock is taken. A large bulk
+    edit pauses between chunks (time.sleep(0)), so that on the event loop live conversations go on meanwhile."""
+    out = []
+    for number, change in enumerate(changes, 1):
+        out.append((change.after, json.dumps(change.after.as_dict()),
+                    json.dumps(change.before.as_dict()) if change.before else None))
+        if number % chunk == 0:
+            time.sleep(0)
+    return out
+
+
 def _phrasing(data: str | bytes) -> Phrasing:
     return parse_phrasing(json.loads(data))
 
@@ -156,6 +168,7 @@ class SqliteLibraryStore:
 
     def commit(self, tenant: str, changes: list[Change], expected_revision: int | None = None) -> int:
         now = time.time()
+        rows = serialized(changes)
         with self.lock:
             db = self.db
             db.execute("BEGIN IMMEDIATE")
@@ -169,16 +182,13 @@ class SqliteLibraryStore:
                     db.execute("UPDATE tenants SET revision = ? WHERE tenant = ?", (revision, tenant))
                 else:
                     db.execute("INSERT INTO tenants VALUES (?, ?, ?)", (tenant, revision, now))
-                for change in changes:
-                    p = change.after
+                for change, (p, after, before) in zip(changes, rows):
                     db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?)",
-                               (tenant, p.id, p.version, json.dumps(p.as_dict()), now, change.actor))
+                               (tenant, p.id, p.version, after, now, change.actor))
                     db.execute("INSERT OR REPLACE INTO current VALUES (?, ?, ?, ?)", (tenant, p.id, p.version, revision))
                     db.execute("INSERT INTO audit (tenant, revision, at, actor, action, id, before, after) "
                                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                               (tenant, revision, now, change.actor, change.action, p.id,
-                                json.dumps(change.before.as_dict()) if change.before else None,
-                                json.dumps(p.as_dict())))
+                               (tenant, revision, now, change.actor, change.action, p.id, before, after))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -273,6 +283,7 @@ class RedisLibraryStore:
     def commit(self, tenant: str, changes: list[Change], expected_revision: int | None = None) -> int:
         rev_key = self.key(tenant, "rev")
         now = time.time()
+        rows = serialized(changes)
         with self.redis.pipeline(transaction=True) as pipe:
             try:
                 pipe.watch(rev_key)
@@ -284,16 +295,14 @@ class RedisLibraryStore:
                 pipe.set(rev_key, revision)
                 pipe.sadd(f"{self.prefix}:tenants", tenant)
                 ids = []
-                for change in changes:
-                    p = change.after
+                for change, (p, after, before) in zip(changes, rows):
                     ids.append(p.id)
                     pipe.rpush(self.key(tenant, "versions", p.id),
-                               json.dumps({"phrasing": p.as_dict(), "at": now, "actor": change.actor}))
-                    pipe.hset(self.key(tenant, "current"), p.id, json.dumps(p.as_dict()))
+                               f'{{"phrasing": {after}, "at": {json.dumps(now)}, "actor": {json.dumps(change.actor)}}}')
+                    pipe.hset(self.key(tenant, "current"), p.id, after)
                     pipe.xadd(self.key(tenant, "audit"), {
                         "revision": revision, "at": now, "actor": change.actor, "action": change.action, "id": p.id,
-                        "before": json.dumps(change.before.as_dict()) if change.before else "",
-                        "after": json.dumps(p.as_dict())})
+                        "before": before or "", "after": after})
                 pipe.rpush(self.key(tenant, "changes"), json.dumps(ids))
                 pipe.execute()
             except self.WatchError:

@@ -1,0 +1,74 @@
+"""Live highlights while a team lead imports and approves a large library:
+
+    python -m bench.bulk_edit [--phrasings 3000] [--conversations 50]
+
+Starts the embedded server, drives C conversations at the benchmark's pace for 45 s, and meanwhile imports N
+synthetic phrasings (YAML) and approves them all in one bulk call. Prints how long each took and the highlight
+latency over the whole run (p50, p99, max): the event loop must keep serving while the library works.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+
+from bench.servers import ROOT, ServerProcess
+from copilot.library.files import dump
+from copilot.library.phrasing import parse_phrasing
+from copilot.security import Tokens
+
+SECRET = "bench-secret"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.bulk_edit")
+    parser.add_argument("--phrasings", type=int, default=3000)
+    parser.add_argument("--conversations", type=int, default=50)
+    args = parser.parse_args(argv)
+    phrasings = [parse_phrasing({
+        "id": f"bulk-{i:05d}", "text": f"Which part of bill number {i} would you like to look at first?",
+        "cues": ["confusion"], "stage": "investigate", "status": "draft",
+        "use_when": [f"I have a question about bill {i}", f"part of bill {i} looks wrong"]}) for i in range(args.phrasings)]
+    tokens = Tokens(SECRET)
+    lead = {"Authorization": f"Bearer {tokens.issue('bench', 'lead', 'lee')}"}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        server = ServerProcess({"COPILOT_SECRET": SECRET, "COPILOT_INSTANCE_DIR": str(workdir / "instance"),
+                                "COPILOT_MAX_BODY_BYTES": str(64 * 2**20)}, workdir)
+        try:
+            out = workdir / "load.json"
+            load = subprocess.Popen([sys.executable, "-m", "bench.load", "--url", server.url, "--token",
+                                     tokens.issue("bench", "agent", "amy", ttl_s=3600), "--conversations",
+                                     str(args.conversations), "--duration", "45", "--warmup", "3", "--out", str(out)],
+                                    cwd=ROOT)
+            time.sleep(8)
+            start = time.time()
+            requests.post(server.url + "/api/v1/phrasings/import?format=yaml", headers=lead, timeout=600,
+                          data=dump(phrasings, "yaml").encode()).raise_for_status()
+            imported = time.time() - start
+            start = time.time()
+            requests.post(server.url + "/api/v1/phrasings/bulk", headers=lead, timeout=600,
+                          json={"action": "approve", "ids": [p.id for p in phrasings]}).raise_for_status()
+            approved = time.time() - start
+            load.wait(120)
+            result = json.loads(out.read_text())
+        finally:
+            server.stop()
+    latencies = result["latencies_ms"]
+    print(json.dumps({"phrasings": args.phrasings, "conversations": args.conversations,
+                      "import_s": round(imported, 1), "approve_all_s": round(approved, 1),
+                      "highlights": len(latencies), "errors": result["errors"],
+                      "p50_ms": round(float(np.percentile(latencies, 50)), 1),
+                      "p99_ms": round(float(np.percentile(latencies, 99)), 1), "max_ms": round(max(latencies), 1)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
