@@ -1,10 +1,11 @@
 """Live highlights while a team lead imports and approves a large library:
 
-    python -m bench.bulk_edit [--phrasings 3000] [--conversations 50]
+    python -m bench.bulk_edit [--phrasings 3000] [--conversations 50] [--redis]
 
-Starts the embedded server, drives C conversations at the benchmark's pace for 45 s, and meanwhile imports N
-synthetic phrasings (YAML) and approves them all in one bulk call. Prints how long each took and the highlight
-latency over the whole run (p50, p99, max): the event loop must keep serving while the library works.
+Starts the embedded server (or, with --redis, one worker on a real Redis of its own), drives C conversations at
+the benchmark's pace for 45 s, and meanwhile imports N synthetic phrasings (YAML) and approves them all in one
+bulk call. Prints how long each took and the highlight latency over the whole run (p50, p99, max): the event
+loop must keep serving while the library works.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from bench.servers import ROOT, ServerProcess
+from bench.servers import ROOT, RedisServer, ServerProcess
 from copilot.library.files import dump
 from copilot.library.phrasing import parse_phrasing
 from copilot.security import Tokens
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bulk_edit")
     parser.add_argument("--phrasings", type=int, default=3000)
     parser.add_argument("--conversations", type=int, default=50)
+    parser.add_argument("--redis", action="store_true", help="the library and state in a real Redis")
     args = parser.parse_args(argv)
     phrasings = [parse_phrasing({
         "id": f"bulk-{i:05d}", "text": f"Which part of bill number {i} would you like to look at first?",
@@ -40,8 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     lead = {"Authorization": f"Bearer {tokens.issue('bench', 'lead', 'lee')}"}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        server = ServerProcess({"COPILOT_SECRET": SECRET, "COPILOT_INSTANCE_DIR": str(workdir / "instance"),
-                                "COPILOT_MAX_BODY_BYTES": str(64 * 2**20)}, workdir)
+        env = {"COPILOT_SECRET": SECRET, "COPILOT_INSTANCE_DIR": str(workdir / "instance"),
+               "COPILOT_MAX_BODY_BYTES": str(64 * 2**20)}
+        redis_server = RedisServer(workdir / "redis") if args.redis else None
+        if redis_server:
+            redis_server.start()
+            env["REDIS_URL"] = redis_server.url
+        server = ServerProcess(env, workdir)
         try:
             out = workdir / "load.json"
             load = subprocess.Popen([sys.executable, "-m", "bench.load", "--url", server.url, "--token",
@@ -61,8 +68,11 @@ def main(argv: list[str] | None = None) -> int:
             result = json.loads(out.read_text())
         finally:
             server.stop()
+            if redis_server:
+                redis_server.stop()
     latencies = result["latencies_ms"]
-    print(json.dumps({"phrasings": args.phrasings, "conversations": args.conversations,
+    print(json.dumps({"store": "redis" if args.redis else "embedded", "phrasings": args.phrasings,
+                      "conversations": args.conversations,
                       "import_s": round(imported, 1), "approve_all_s": round(approved, 1),
                       "highlights": len(latencies), "errors": result["errors"],
                       "p50_ms": round(float(np.percentile(latencies, 50)), 1),
