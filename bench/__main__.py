@@ -188,11 +188,28 @@ def state_size_redis(url: str) -> dict:
             "max_bytes": max(sizes) if sizes else None}
 
 
+def import_and_approve(url: str, lead: dict, phrasings: list) -> tuple[dict, float, float]:
+    """Import phrasings as YAML, then approve them all in one bulk call (approval is what puts a phrasing in the
+    index): the import's reply and the seconds each step took."""
+    import requests
+
+    from copilot.library.files import dump
+
+    start = time.time()
+    reply = requests.post(url + "/api/v1/phrasings/import?format=yaml", headers=lead, timeout=1800,
+                          data=dump(phrasings, "yaml").encode())
+    reply.raise_for_status()
+    imported = time.time() - start
+    start = time.time()
+    requests.post(url + "/api/v1/phrasings/bulk", headers=lead, timeout=1800,
+                  json={"action": "approve", "ids": [p.id for p in phrasings]}).raise_for_status()
+    return reply.json(), imported, time.time() - start
+
+
 def index_10k(workdir: Path) -> dict:
     """RSS of an embedded server after a 10,000-phrasing library is imported and indexed."""
     import requests
 
-    from copilot.library.files import dump
     from copilot.library.phrasing import parse_phrasing
 
     aspects = ["part", "step", "moment", "detail", "change", "question", "worry", "outcome", "option", "date"]
@@ -213,14 +230,7 @@ def index_10k(workdir: Path) -> dict:
     try:
         lead = {"Authorization": f"Bearer {Tokens(SECRET).issue('bench', 'lead', 'lee')}"}
         requests.get(server.url + "/api/v1/phrasings", headers=lead, timeout=60)
-        start = time.time()
-        reply = requests.post(server.url + "/api/v1/phrasings/import?format=yaml", headers=lead,
-                              data=dump(phrasings, "yaml").encode(), timeout=1800).json()
-        imported = time.time() - start
-        approve_start = time.time()  # approval is what puts a phrasing in the index
-        requests.post(server.url + "/api/v1/phrasings/bulk", headers=lead, timeout=1800,
-                      json={"action": "approve", "ids": [p.id for p in phrasings]}).raise_for_status()
-        approved = time.time() - approve_start
+        reply, imported, approved = import_and_approve(server.url, lead, phrasings)
         listing = requests.get(server.url + "/api/v1/phrasings?status=approved", headers=lead, timeout=120).json()
         return {"imported": reply.get("imported"), "import_s": round(imported, 1), "approve_all_s": round(approved, 1),
                 "approved_in_library": listing["count"], "rss_mb": round(rss_mb(processes_of([server.pid])), 1)}

@@ -17,11 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import requests
-
+from bench.__main__ import import_and_approve, percentile
 from bench.servers import ROOT, RedisServer, ServerProcess
-from copilot.library.files import dump
 from copilot.library.phrasing import parse_phrasing
 from copilot.security import Tokens
 
@@ -56,14 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                                      str(args.conversations), "--duration", "45", "--warmup", "3", "--out", str(out)],
                                     cwd=ROOT)
             time.sleep(8)
-            start = time.time()
-            requests.post(server.url + "/api/v1/phrasings/import?format=yaml", headers=lead, timeout=600,
-                          data=dump(phrasings, "yaml").encode()).raise_for_status()
-            imported = time.time() - start
-            start = time.time()
-            requests.post(server.url + "/api/v1/phrasings/bulk", headers=lead, timeout=600,
-                          json={"action": "approve", "ids": [p.id for p in phrasings]}).raise_for_status()
-            approved = time.time() - start
+            _, imported, approved = import_and_approve(server.url, lead, phrasings)
             load.wait(120)
             result = json.loads(out.read_text())
         finally:
@@ -75,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
                       "conversations": args.conversations,
                       "import_s": round(imported, 1), "approve_all_s": round(approved, 1),
                       "highlights": len(latencies), "errors": result["errors"],
-                      "p50_ms": round(float(np.percentile(latencies, 50)), 1),
-                      "p99_ms": round(float(np.percentile(latencies, 99)), 1), "max_ms": round(max(latencies), 1)}))
+                      "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99),
+                      "max_ms": round(max(latencies), 1)}))
     return 0
 
 

@@ -77,14 +77,16 @@ class CueModel:
         """Begin encoding texts and return a function that waits for the result. With an executor, the forward
         pass runs there and the caller can work meanwhile (tokenising stays here: it is short and holds the GIL,
         which the pass does not); without one, the pass runs at once."""
-        if not texts:
-            empty = Encoded(np.zeros((0, len(self.labels)), np.float32), np.zeros((0, 384), np.float32))
-            return lambda: empty
-        ids, mask = self.tokenize(texts)
-        if self.executor is None:
-            done = self._run(ids, mask)
+        if self.executor is None or not texts:
+            done = self.encode_here(texts)
             return lambda: done
-        return self.executor.submit(self._run, ids, mask).result
+        return self.executor.submit(self._run, *self.tokenize(texts)).result
+
+    def encode_here(self, texts: list[str]) -> Encoded:
+        """One forward pass on the calling thread, whatever the executor."""
+        if not texts:
+            return Encoded(np.zeros((0, len(self.labels)), np.float32), np.zeros((0, 384), np.float32))
+        return self._run(*self.tokenize(texts))
 
     def _run(self, ids: np.ndarray, mask: np.ndarray) -> Encoded:
         outputs = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
@@ -98,9 +100,7 @@ class CueModel:
     def embed_here(self, texts: list[str]) -> np.ndarray:
         """Sentence embeddings computed on the calling thread, whatever the executor: for bulk work that runs on
         a thread of its own, so that it never queues ahead of live snippets."""
-        if not texts:
-            return np.zeros((0, 384), np.float32)
-        return self._run(*self.tokenize(texts)).embeddings
+        return self.encode_here(texts).embeddings
 
 
 def thresholds_path(folder: Path, graph: str) -> Path:
