@@ -106,9 +106,14 @@ def test_console_approves_a_phrasing_that_then_appears_in_a_live_suggestion(serv
     page.fill("#editor [name=channels]", "chat")
     page.fill("#editor [name=use_when]", f"{utterance}\nwhat does this letter even mean")
     page.click("#save")
-    page.wait_for_function("document.getElementById('message').textContent.includes('Saved confusion-checkin-browser')")
+    row = page.locator('#phrasings tr[data-phrasing-id="confusion-checkin-browser"]')
+    row.wait_for()  # the list has reloaded: the save's outcome must still be on show, not the list's count
+    assert "Saved confusion-checkin-browser" in page.inner_text("#message")
+    assert "phrasings" in page.inner_text("#count")
     page.click("#approve")
-    page.wait_for_function("document.getElementById('message').textContent.includes('is now approved')")
+    page.wait_for_function("document.querySelector('#phrasings tr[data-phrasing-id=\"confusion-checkin-browser\"]')"
+                           ".textContent.includes('approved')")
+    assert "is now approved" in page.inner_text("#message")
     shot(page, "console")
 
     agent = AgentClient(server.url, Tokens(SECRET).issue("acme", "agent", "amy"))

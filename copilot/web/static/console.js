@@ -101,7 +101,7 @@
         tr.addEventListener("keydown", function (e) { if (e.key === "Enter") { open(p); } });
         body.appendChild(tr);
       });
-      say(r.count + " phrasings");
+      $("count").textContent = r.count + " phrasings";  // beside the list: #message keeps the last action's outcome
     });
   }
 
