@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from copilot.library.service import Library
     from copilot.library.store import RedisLibraryStore, SqliteLibraryStore
     from copilot.metrics import Metrics
-    from copilot.realtime import cap_websocket_messages, register
+    from copilot.realtime import register, serve_websockets, share_pings
     from copilot.rest import api
     from copilot.security import Tokens, load_secret
     from copilot.service import CopilotService
@@ -68,8 +68,11 @@ def create_app(settings: Settings | None = None) -> Flask:
                              settings.cooldown_s, settings.transcript)
     socketio = SocketIO(app, async_mode=mode, message_queue=settings.redis_url or None,
                         cors_allowed_origins=list(settings.allowed_origins) or None,
-                        max_http_buffer_size=MAX_MESSAGE_BYTES, ping_interval=10, ping_timeout=20)
-    cap_websocket_messages(socketio, MAX_MESSAGE_BYTES)
+                        max_http_buffer_size=MAX_MESSAGE_BYTES, ping_interval=settings.ping_interval_s,
+                        ping_timeout=settings.ping_timeout_s)
+    serve_websockets(socketio, MAX_MESSAGE_BYTES)
+    if mode == "gevent":
+        share_pings(socketio)
     app.extensions.update({"copilot.detector": detector, "copilot.library": library, "copilot.tokens": tokens,
                            "copilot.service": service, "copilot.metrics": metrics, "socketio": socketio})
     app.extensions["copilot.connections"] = register(socketio, service, tokens, metrics,

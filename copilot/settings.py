@@ -36,6 +36,8 @@ class Settings:
     keep_ended_s: int = 600
     max_body_bytes: int = 5 * 1024 * 1024
     library_sync_ms: int = 250
+    ping_interval_s: int = 10
+    ping_timeout_s: int = 20
 
     @property
     def event_log(self) -> Path:
@@ -85,6 +87,8 @@ class Settings:
             raise InvalidSetting("COPILOT_ALLOWED_ORIGINS must list origins; '*' is refused")
         if self.library_sync_ms < 0:
             raise InvalidSetting("COPILOT_LIBRARY_SYNC_MS must not be negative")
+        if self.ping_interval_s < 1 or self.ping_timeout_s < 1:
+            raise InvalidSetting("COPILOT_PING_INTERVAL_S and COPILOT_PING_TIMEOUT_S must be at least 1")
 
 
 ENV_NAMES = {
@@ -96,6 +100,7 @@ ENV_NAMES = {
     "library_sync_ms": "COPILOT_LIBRARY_SYNC_MS", "cooldown_s": "COPILOT_SUGGESTION_COOLDOWN_S",
     "rate_per_s": "COPILOT_RATE_PER_S", "rate_burst": "COPILOT_RATE_BURST", "transcript": "COPILOT_TRANSCRIPT",
     "demo": "COPILOT_DEMO", "keep_ended_s": "COPILOT_KEEP_ENDED_S",
+    "ping_interval_s": "COPILOT_PING_INTERVAL_S", "ping_timeout_s": "COPILOT_PING_TIMEOUT_S",
 }
 
 

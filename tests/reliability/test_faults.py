@@ -40,6 +40,14 @@ def say(client, cid, sid, text, speaker="customer"):
     return client.say(cid, sid, text, speaker)
 
 
+def assert_served(agent, label):
+    """The agent, connected all along, still gets a highlight for a new conversation."""
+    cid = f"{label}-{time.time_ns()}"
+    assert agent.call("conversation.start", {"conversation_id": cid, "channel": "chat"})["ok"]
+    say(agent, cid, "s1", "I've been waiting for weeks and I'm fed up")
+    assert agent.wait_for("cue.highlight", lambda d: d["conversation_id"] == cid)
+
+
 @pytest.fixture
 def redis_pair(tmp_path):
     """A Redis of our own (AOF, fsync always) and two workers sharing it."""
@@ -127,8 +135,6 @@ def test_an_endless_websocket_message_is_cut_off_and_the_worker_serves_on(tmp_pa
     server = ServerProcess(env(tmp_path), tmp_path)
     try:
         agent = AgentClient(server.url, token())
-        cid = f"flood-{time.time_ns()}"
-        agent.call("conversation.start", {"conversation_id": cid, "channel": "chat"})
         rss_before = psutil.Process(server.pid).memory_info().rss
         ws = create_connection(server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket", timeout=10)
         assert ws.recv().startswith("0{")  # the Engine.IO open packet
@@ -147,9 +153,71 @@ def test_an_endless_websocket_message_is_cut_off_and_the_worker_serves_on(tmp_pa
         ws.close()
         grown = (psutil.Process(server.pid).memory_info().rss - rss_before) / 2**20
         assert grown < 8, f"the worker buffered the endless message: +{grown:.1f} MB"
-        say(agent, cid, "s1", "I've been waiting for weeks and I'm fed up")
-        assert agent.wait_for("cue.highlight", lambda d: d["snippet_id"] == "s1")
+        assert_served(agent, "flood")
         agent.close()
+    finally:
+        server.stop()
+
+
+def test_pings_keep_an_answering_connection_and_drop_a_silent_one(tmp_path):
+    """Engine.IO's pings come from one shared task on the event loop (SharedPinger), not a task per connection: a
+    raw client that answers every ping is pinged each interval and kept; one that stops answering is dropped after
+    the timeout, and a Socket.IO agent beside them is served throughout."""
+    from websocket import WebSocketException, WebSocketTimeoutException, create_connection
+
+    server = ServerProcess(env(tmp_path, COPILOT_PING_INTERVAL_S="1", COPILOT_PING_TIMEOUT_S="1"), tmp_path)
+    try:
+        agent = AgentClient(server.url, token())
+        ws = create_connection(server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket", timeout=5)
+        assert json.loads(ws.recv()[1:])["pingInterval"] == 1000
+        pings, started = 0, time.time()
+        while time.time() - started < 4.5:  # answered: about four pings, and the connection stays
+            assert ws.recv() == "2"
+            pings += 1
+            ws.send("3")
+        assert pings >= 3
+        silent_since, dropped = time.time(), False
+        try:
+            while time.time() - silent_since < 8:  # unanswered: one more ping, then closed after the timeout
+                if ws.recv() in ("", None):
+                    dropped = True
+                    break
+        except (OSError, WebSocketException) as error:
+            dropped = not isinstance(error, WebSocketTimeoutException)
+        assert dropped, "a connection that stopped answering pings was kept"
+        assert time.time() - silent_since < 5
+        assert agent.sio.connected
+        assert_served(agent, "ping")
+        agent.close()
+    finally:
+        server.stop()
+
+
+def test_ended_connections_leave_no_socket_behind(tmp_path):
+    """Each connection's own task reads its frames (serve_websockets) and must close the socket when it ends:
+    cleanly closed, cut off, or Socket.IO clients, the worker's open files return to where they were."""
+    from websocket import create_connection
+
+    server = ServerProcess(env(tmp_path), tmp_path)
+    open_files = lambda: len(os.listdir(f"/proc/{server.pid}/fd"))  # noqa: E731
+    try:
+        AgentClient(server.url, token()).close()
+        time.sleep(1)
+        before = open_files()
+        url = server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+        raw = [create_connection(url, timeout=5) for _ in range(30)]
+        agents = [AgentClient(server.url, token()) for _ in range(5)]
+        assert open_files() >= before + 35
+        for ws in raw[:15]:
+            ws.close()
+        for ws in raw[15:]:
+            ws.sock.close()  # cut off without a close frame
+        for agent in agents:
+            agent.close()
+        deadline = time.time() + 10
+        while open_files() > before and time.time() < deadline:
+            time.sleep(0.2)
+        assert open_files() <= before, f"{open_files() - before} sockets left open"
     finally:
         server.stop()
 

@@ -16,7 +16,8 @@ def test_environment_values_are_converted_to_their_types():
     assert settings.port == 9001 and settings.model_dir == Path("/tmp/m") and settings.host == "0.0.0.0"
 
 
-@pytest.mark.parametrize("env", [{"PORT": "eighty"}, {"PORT": "70000"}, {"COPILOT_MODEL_THREADS": "0"}])
+@pytest.mark.parametrize("env", [{"PORT": "eighty"}, {"PORT": "70000"}, {"COPILOT_MODEL_THREADS": "0"},
+                                 {"COPILOT_PING_INTERVAL_S": "0"}, {"COPILOT_PING_TIMEOUT_S": "-3"}])
 def test_bad_values_are_refused_with_the_variable_named(env):
     with pytest.raises(InvalidSetting, match=next(iter(env))):
         Settings.from_env(env)
