@@ -77,7 +77,8 @@ class TenantState:
     phrasings: dict[str, Phrasing]
     index: PhrasingIndex
     checked_at: float = 0.0
-    lock: threading.RLock = field(default_factory=threading.RLock)
+    lock: threading.RLock = field(default_factory=threading.RLock)  # one writer at a time: commits and syncs
+    index_lock: threading.Lock = field(default_factory=threading.Lock)  # held only to change or read the index
 
 
 def _read_and_parse(body: str, fmt: str) -> tuple[list[Any], tuple[list[Phrasing], list]]:
@@ -123,21 +124,23 @@ class Library:
                     self.cache.popitem(last=False)
         return np.stack([known[t] for t in texts])
 
-    def _index_add(self, index: PhrasingIndex, phrasing: Phrasing) -> None:
+    def _vectors(self, phrasing: Phrasing) -> tuple[tuple[str, ...], np.ndarray]:
         texts = (phrasing.text, *phrasing.use_when)
         if self.shipped_index is not None and phrasing.id in self.shipped_index \
                 and self.shipped_index.entries[phrasing.id].texts == texts:
-            vectors = self.shipped_index.vectors(phrasing.id)
-        else:
-            vectors = self.embed(list(texts))
-        index.add(Entry(phrasing.id, phrasing.version, texts), vectors)
+            return texts, self.shipped_index.vectors(phrasing.id)
+        return texts, self.embed(list(texts))
 
     def _apply(self, state: TenantState, phrasing: Phrasing) -> None:
-        state.phrasings[phrasing.id] = phrasing
-        if phrasing.status == "approved":
-            self._index_add(state.index, phrasing)
-        else:
-            state.index.remove(phrasing.id)
+        """One phrasing into this worker's view. The index lock is held for the change alone (embedding comes
+        first), so a live snippet's retrieval waits for one phrasing at most, never for a whole bulk edit."""
+        vectors = self._vectors(phrasing) if phrasing.status == "approved" else None
+        with state.index_lock:
+            state.phrasings[phrasing.id] = phrasing
+            if vectors is not None:
+                state.index.add(Entry(phrasing.id, phrasing.version, vectors[0]), vectors[1])
+            else:
+                state.index.remove(phrasing.id)
 
     # -- tenant state -------------------------------------------------------------------------------------------
     def _seed(self, tenant: str) -> None:
@@ -222,7 +225,7 @@ class Library:
         """Approved phrasings whose text is within the near-duplicate cosine of this text."""
         state = self.state(tenant)
         vector = self.embed([text])[0]
-        with state.lock:  # FAISS is not safe to search while another thread updates it
+        with state.index_lock:  # FAISS is not safe to search while another thread updates it
             hits = state.index.search(vector, k=5, text_only=True)
         return [{"id": pid, "text": state.phrasings[pid].text, "similarity": round(score, 3)}
                 for pid, score in hits if score >= self.near_duplicate and pid != exclude]
@@ -290,13 +293,13 @@ class Library:
     def suggest(self, tenant: str, request: Request) -> list[Suggestion]:
         """Retrieval over the tenant's approved phrasings."""
         state = self.state(tenant)
-        with state.lock:
+        with state.index_lock:
             return retrieve(state.phrasings, state.index, request)
 
     def search(self, tenant: str, query: str, k: int = 10) -> list[tuple[Phrasing, float]]:
         """Semantic search over the approved phrasings (for leads looking for wording)."""
         state = self.state(tenant)
         vector = self.embed([query])[0]
-        with state.lock:
+        with state.index_lock:
             hits = state.index.search(vector, k=k)
         return [(state.phrasings[pid], score) for pid, score in hits]

@@ -50,6 +50,25 @@ def test_a_stale_expected_revision_refuses_the_write(store):
     assert store.revision("acme") == 1 and store.get("acme", "x-y-z") is None
 
 
+def test_text_round_trips_exactly_through_the_store(store):
+    """Quotes, backslashes, slashes, emoji and right-to-left text, through the Redis store's script too."""
+    odd = PHRASING.with_changes(text='What does "fine" mean for you \\ here/there? 🙂 שלום \u00e9',
+                                notes="a/b \\n \"quoted\"")
+    store.commit("acme", [Change(None, odd, "lee \"the lead\"", "create")])
+    assert store.get("acme", odd.id) == odd
+    assert store.history("acme", odd.id)[0].phrasing == odd and store.history("acme", odd.id)[0].actor == 'lee "the lead"'
+    assert store.audit("acme")[0].after["text"] == odd.text
+
+
+def test_a_bulk_commit_is_one_revision_with_every_version_and_audit_entry(store):
+    many = [PHRASING.with_changes(id=f"confusion-bulk-{n:03d}") for n in range(500)]
+    revision = store.commit("acme", [Change(None, p, "lee", "import") for p in many])
+    assert revision == 1 and store.revision("acme") == 1
+    assert set(store.current("acme")) == {p.id for p in many} == store.changes_since("acme", 0)
+    assert len(store.audit("acme", limit=1000)) == 500
+    assert store.history("acme", many[-1].id)[0].phrasing == many[-1]
+
+
 def test_tenants_do_not_see_each_other(store):
     store.commit("acme", [Change(None, PHRASING, "a", "create")])
     assert store.get("globex", PHRASING.id) is None and store.current("globex") == {}
