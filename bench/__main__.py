@@ -131,6 +131,7 @@ def run_level(urls: list[str], pids: list[int], cpu_pids: list[int], conversatio
     server_ms = (sum_after - sum_before) * 1000 / (count_after - count_before) if count_after > count_before else None
     data = json.loads(out.read_text())
     lat = data.pop("latencies_ms")
+    data.pop("sent_at")
     return {**data, "p50_ms": percentile(lat, 50), "p95_ms": percentile(lat, 95), "p99_ms": percentile(lat, 99),
             "max_ms": round(max(lat), 1) if lat else None, "throughput_per_s": round(len(lat) / duration, 2),
             "server_cpu_cores": round(cpu, 2), "server_rss_peak_mb": round(peak, 1),

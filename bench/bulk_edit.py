@@ -4,8 +4,8 @@
 
 Starts the embedded server (or, with --redis, one worker on a real Redis of its own), drives C conversations at
 the benchmark's pace for 45 s, and meanwhile imports N synthetic phrasings (YAML) and approves them all in one
-bulk call. Prints how long each took and the highlight latency over the whole run (p50, p99, max): the event
-loop must keep serving while the library works.
+bulk call. Prints how long each took and the highlight latency over the whole run (p50, p99, max), and split by
+what the library was doing when each snippet was sent: the event loop must keep serving while the library works.
 """
 from __future__ import annotations
 
@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                                      str(args.conversations), "--duration", "45", "--warmup", "3", "--out", str(out)],
                                     cwd=ROOT)
             time.sleep(8)
+            started = time.time()
             _, imported, approved = import_and_approve(server.url, lead, phrasings)
             load.wait(120)
             result = json.loads(out.read_text())
@@ -61,6 +62,14 @@ def main(argv: list[str] | None = None) -> int:
             if redis_server:
                 redis_server.stop()
     latencies = result["latencies_ms"]
+    phases = {"quiet": (0, started), "import": (started, started + imported),
+              "approve": (started + imported, started + imported + approved),
+              "approve, last second": (started + imported + approved - 1, started + imported + approved),
+              "after": (started + imported + approved, float("inf"))}
+    for name, (start, end) in phases.items():
+        during = [ms for ms, at in zip(latencies, result["sent_at"]) if start <= at < end]
+        print(f"{name:22} {len(during):5d} highlights, p50 {percentile(during, 50)} ms, p99 {percentile(during, 99)}"
+              f" ms, max {round(max(during), 1) if during else None} ms")
     print(json.dumps({"store": "redis" if args.redis else "embedded", "phrasings": args.phrasings,
                       "conversations": args.conversations,
                       "import_s": round(imported, 1), "approve_all_s": round(approved, 1),

@@ -30,6 +30,7 @@ class Results:
 
     def __init__(self) -> None:
         self.latencies_ms: list[float] = []
+        self.sent_at: list[float] = []  # when each measured snippet was sent (Unix time), in the same order
         self.sent = 0
         self.highlights = 0
         self.errors: dict[str, int] = {}
@@ -54,6 +55,7 @@ async def agent(index: int, urls: list[str], token: str, corpus: list[dict], sto
             results.highlights += 1
             if sent_at >= measure_from:
                 results.latencies_ms.append((now - sent_at) * 1000)
+                results.sent_at.append(time.time() - (now - sent_at))
 
     url = urls[index % len(urls)]
     try:
@@ -114,7 +116,8 @@ async def run(urls: list[str], token: str, conversations: int, duration: float, 
     await asyncio.gather(*tasks)
     return {"conversations": conversations, "connections": agents, "duration_s": duration, "warmup_s": warmup,
             "turn_interval_s": turn_interval, "sent": results.sent, "highlights": results.highlights,
-            "measured": len(results.latencies_ms), "latencies_ms": results.latencies_ms, "errors": results.errors,
+            "measured": len(results.latencies_ms), "latencies_ms": results.latencies_ms, "sent_at": results.sent_at,
+            "errors": results.errors,
             "connect_failures": results.connect_failures}
 
 
