@@ -74,6 +74,43 @@ def test_an_approved_phrasing_is_suggested_without_a_rebuild(tmp_path, detector,
     assert NEW["id"] not in [s.id for s in library.suggest("acme", request)]
 
 
+def test_retrieval_goes_on_while_a_bulk_edit_is_being_written(tmp_path, detector, shipped, shipped_index):
+    """A live snippet's retrieval must not wait for a bulk edit's write: the store is held mid-commit (a real
+    SQLite store, paused inside commit) while another thread asks for suggestions."""
+    import threading
+
+    class Paused(SqliteLibraryStore):
+        def __init__(self, path):
+            super().__init__(path)
+            self.entered, self.go = threading.Event(), threading.Event()
+
+        def commit(self, tenant, changes, expected_revision=None):
+            if changes and changes[0].action == "approve":
+                self.entered.set()
+                assert self.go.wait(10)
+            return super().commit(tenant, changes, expected_revision)
+
+    store = Paused(tmp_path / "l.db")
+    library = make_library(store, detector, shipped, shipped_index)
+    library.create(LEAD, NEW)
+    writer = threading.Thread(target=library.set_status_many, args=(LEAD, [NEW["id"]], "approve"))
+    writer.start()
+    try:
+        assert store.entered.wait(10)
+        query = detector.model.embed(["I'm worried sick about whether the payment will bounce"])[0]
+        answers = []
+        reader = threading.Thread(target=lambda: answers.append(
+            library.suggest("acme", Request(query, ["anxiety"], "chat", "options", k=3))))
+        reader.start()
+        reader.join(3)
+        assert answers and answers[0], "retrieval waited for the bulk edit being written"
+        assert NEW["id"] not in [s.id for s in answers[0]]  # not approved until the write is done
+    finally:
+        store.go.set()
+        writer.join(10)
+    assert NEW["id"] in [s.id for s in library.suggest("acme", Request(query, ["anxiety"], "chat", "options", k=3))]
+
+
 def test_workers_sharing_redis_see_an_approval_within_a_second(redis_url, detector, shipped, shipped_index):
     first = make_library(RedisLibraryStore(redis_url), detector, shipped, shipped_index, sync=0.25)
     second = make_library(RedisLibraryStore(redis_url), detector, shipped, shipped_index, sync=0.25)
