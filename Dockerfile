@@ -20,7 +20,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s \
   CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/readyz', timeout=2)"
 # One gevent worker per container (Socket.IO sessions are sticky to a process): each open WebSocket costs
-# greenlets and a session (about 45 KB), not a thread, and the model runs on a native thread beside the event
-# loop. CONNECTIONS caps the connections a container takes. Scale out with more containers sharing REDIS_URL
+# two greenlets and a session (about 35 KB), not a thread, and the model runs on a native thread beside the
+# event loop. CONNECTIONS caps the connections a container takes. Scale out with more containers sharing REDIS_URL
 # behind a balancer with sticky sessions; see README "Scaling out".
 CMD ["sh", "-c", "exec gunicorn -k gevent -w 1 --worker-connections ${CONNECTIONS:-4000} -b ${HOST}:${PORT} --timeout 0 wsgi:app"]
