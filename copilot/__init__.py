@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         library_store = RedisLibraryStore(settings.redis_url)
         conversations = RedisConversationStore(settings.redis_url)
     else:
-        library_store = SqliteLibraryStore(settings.library_db)
+        library_store = SqliteLibraryStore(settings.library_db, offload=on_bulk)
         conversations = MemoryConversationStore(FileEventLog(settings.event_log), keep_ended_s=settings.keep_ended_s)
     shipped = load_library()
     def library_embed(texts: list[str]):

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -127,9 +127,15 @@ class SqliteLibraryStore:
         data TEXT NOT NULL, PRIMARY KEY (tenant, experiment, conversation));
     """
 
-    def __init__(self, path: Path) -> None:
+    BULK = 200  # a commit of at least this many changes is written through `offload`
+
+    def __init__(self, path: Path, offload: Callable[..., Any] | None = None) -> None:
+        """`offload(fn, *args)` runs a large commit's write off the caller's thread: on the event loop, a
+        3,000-phrasing transaction and its fsync would hold every conversation up for a few hundred ms. The
+        caller holds self.lock meanwhile, so the connection is never used by two threads at once."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.offload = offload or (lambda fn, *args: fn(*args))
         self.lock = threading.RLock()
         self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -167,32 +173,39 @@ class SqliteLibraryStore:
         return [Version(_phrasing(d), at, actor) for d, at, actor in rows]
 
     def commit(self, tenant: str, changes: list[Change], expected_revision: int | None = None) -> int:
-        now = time.time()
         rows = serialized(changes)
         with self.lock:
-            db = self.db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                row = db.execute("SELECT revision FROM tenants WHERE tenant = ?", (tenant,)).fetchone()
-                revision = row[0] if row else 0
-                if expected_revision is not None and revision != expected_revision:
-                    raise StaleRevision(f"library changed (revision {revision}, expected {expected_revision})")
-                revision += 1
-                if row:
-                    db.execute("UPDATE tenants SET revision = ? WHERE tenant = ?", (revision, tenant))
-                else:
-                    db.execute("INSERT INTO tenants VALUES (?, ?, ?)", (tenant, revision, now))
-                for change, (p, after, before) in zip(changes, rows):
-                    db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?)",
-                               (tenant, p.id, p.version, after, now, change.actor))
-                    db.execute("INSERT OR REPLACE INTO current VALUES (?, ?, ?, ?)", (tenant, p.id, p.version, revision))
-                    db.execute("INSERT INTO audit (tenant, revision, at, actor, action, id, before, after) "
-                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                               (tenant, revision, now, change.actor, change.action, p.id, before, after))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            if len(changes) >= self.BULK:
+                return self.offload(self._write, tenant, changes, rows, expected_revision)
+            return self._write(tenant, changes, rows, expected_revision)
+
+    def _write(self, tenant: str, changes: list[Change], rows: list[tuple[Phrasing, str, str | None]],
+               expected_revision: int | None) -> int:
+        """One all-or-nothing transaction; the caller holds self.lock."""
+        now = time.time()
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute("SELECT revision FROM tenants WHERE tenant = ?", (tenant,)).fetchone()
+            revision = row[0] if row else 0
+            if expected_revision is not None and revision != expected_revision:
+                raise StaleRevision(f"library changed (revision {revision}, expected {expected_revision})")
+            revision += 1
+            if row:
+                db.execute("UPDATE tenants SET revision = ? WHERE tenant = ?", (revision, tenant))
+            else:
+                db.execute("INSERT INTO tenants VALUES (?, ?, ?)", (tenant, revision, now))
+            for change, (p, after, before) in zip(changes, rows):
+                db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?)",
+                           (tenant, p.id, p.version, after, now, change.actor))
+                db.execute("INSERT OR REPLACE INTO current VALUES (?, ?, ?, ?)", (tenant, p.id, p.version, revision))
+                db.execute("INSERT INTO audit (tenant, revision, at, actor, action, id, before, after) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           (tenant, revision, now, change.actor, change.action, p.id, before, after))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
         return revision
 
     def changes_since(self, tenant: str, revision: int) -> set[str]:

@@ -9,10 +9,16 @@ PHRASING = parse_phrasing({"id": "confusion-investigate-01", "text": "Which part
                            "status": "draft"})
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "sqlite-offloaded", "redis"])
 def store(request, tmp_path):
     if request.param == "sqlite":
         return SqliteLibraryStore(tmp_path / "lib.sqlite3")
+    if request.param == "sqlite-offloaded":  # large commits written on another thread, as the server does
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(1)
+        request.addfinalizer(pool.shutdown)
+        return SqliteLibraryStore(tmp_path / "lib.sqlite3", offload=lambda fn, *args: pool.submit(fn, *args).result())
     return RedisLibraryStore(request.getfixturevalue("redis_url"))
 
 
@@ -67,6 +73,10 @@ def test_a_bulk_commit_is_one_revision_with_every_version_and_audit_entry(store)
     assert set(store.current("acme")) == {p.id for p in many} == store.changes_since("acme", 0)
     assert len(store.audit("acme", limit=1000)) == 500
     assert store.history("acme", many[-1].id)[0].phrasing == many[-1]
+    with pytest.raises(StaleRevision):  # a stale bulk write is refused whichever thread writes it
+        store.commit("acme", [Change(None, p.with_changes(id=f"x-{p.id}"), "lee", "import") for p in many],
+                     expected_revision=0)
+    assert store.revision("acme") == 1 and store.get("acme", f"x-{many[0].id}") is None
 
 
 def test_tenants_do_not_see_each_other(store):
