@@ -97,11 +97,15 @@ def serve_websockets(socketio: SocketIO, max_bytes: int) -> None:
                         ws.sock.shutdown(socket.SHUT_RDWR)
                     ws.sock.close()
 
+        @property
+        def socket(self) -> socket.socket:
+            """Engine.IO sets its read timeout (ping interval plus ping timeout) on this attribute where it has one:
+            a silent peer then ends wait() below."""
+            return self.ws.sock
+
         def wait(self) -> Any:
             """The next message, or None once the connection has ended."""
             ws = self.ws
-            if ws.sock.gettimeout() is None:
-                ws.sock.settimeout(eio.ping_interval + eio.ping_timeout)
             while ws.connected and not ws.input_buffer:
                 try:
                     data = ws.sock.recv(ws.receive_bytes)

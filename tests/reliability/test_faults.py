@@ -163,7 +163,7 @@ def test_pings_keep_an_answering_connection_and_drop_a_silent_one(tmp_path):
     """Engine.IO's pings come from one shared task on the event loop (SharedPinger), not a task per connection: a
     raw client that answers every ping is pinged each interval and kept; one that stops answering is dropped after
     the timeout, and a Socket.IO agent beside them is served throughout."""
-    from websocket import WebSocketException, WebSocketTimeoutException, create_connection
+    from websocket import ABNF, WebSocketException, WebSocketTimeoutException, create_connection
 
     server = ServerProcess(env(tmp_path, COPILOT_PING_INTERVAL_S="1", COPILOT_PING_TIMEOUT_S="1"), tmp_path)
     try:
@@ -176,15 +176,17 @@ def test_pings_keep_an_answering_connection_and_drop_a_silent_one(tmp_path):
             pings += 1
             ws.send("3")
         assert pings >= 3
-        silent_since, dropped = time.time(), False
+        silent_since, dropped, close_code = time.time(), False, None
         try:
             while time.time() - silent_since < 8:  # unanswered: one more ping, then closed after the timeout
-                if ws.recv() in ("", None):
-                    dropped = True
+                opcode, frame = ws.recv_data_frame(control_frame=True)
+                if opcode == ABNF.OPCODE_CLOSE:
+                    dropped, close_code = True, int.from_bytes(frame.data[:2], "big")
                     break
         except (OSError, WebSocketException) as error:
             dropped = not isinstance(error, WebSocketTimeoutException)
         assert dropped, "a connection that stopped answering pings was kept"
+        assert close_code == 1008, "closed, but not by the read timeout (its close code is 1008)"
         assert time.time() - silent_since < 5
         assert agent.sio.connected
         assert_served(agent, "ping")
