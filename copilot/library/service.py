@@ -19,7 +19,7 @@ from copilot.errors import CopilotError
 from copilot.index import Entry, PhrasingIndex
 from copilot.library.files import dump, parse_rows, read_rows
 from copilot.library.phrasing import InvalidPhrasing, Phrasing, parse_phrasing
-from copilot.library.store import Change, LibraryStore, StaleRevision
+from copilot.library.store import Change, LibraryStore, StaleRevision, pausing, run_here
 from copilot.security import Identity
 from copilot.suggest import Request, Suggestion, retrieve
 
@@ -94,7 +94,7 @@ class Library:
                  near_duplicate: float = NEAR_DUPLICATE, offload: Callable[..., Any] | None = None) -> None:
         """`offload(fn, *args)` runs pure, CPU-heavy work (parsing a bulk import) off the caller's thread; the
         event-loop server passes one so that a large import does not hold up live conversations."""
-        self.offload = offload or (lambda fn, *args: fn(*args))
+        self.offload = offload or run_here
         self.store = store
         self.embed_batch = embed
         self.shipped = shipped
@@ -207,10 +207,8 @@ class Library:
                 revision = self.store.commit(identity.tenant, changes, expected_revision=state.revision)
             except StaleRevision as error:
                 raise Conflict(str(error)) from None
-            for number, change in enumerate(changes, 1):
+            for change in pausing(changes):
                 self._apply(state, change.after)
-                if number % 200 == 0:
-                    time.sleep(0)  # a large bulk edit lets live conversations go on (see store.serialized)
             state.revision = revision
 
     def validate(self, tenant: str, data: Mapping[str, Any]) -> tuple[Phrasing, list[dict]]:

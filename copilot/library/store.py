@@ -13,12 +13,14 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from copilot.library.phrasing import Phrasing, parse_phrasing
+
+T = TypeVar("T")
 
 
 class StaleRevision(RuntimeError):
@@ -90,16 +92,25 @@ class LibraryStore(Protocol):
     def ping(self) -> bool: ...
 
 
-def serialized(changes: list[Change], chunk: int = 200) -> list[tuple[Phrasing, str, str | None]]:
-    """Each change as (after, its JSON, the before's JSON or None), made before any lock is taken. A large bulk
-    edit pauses between chunks (time.sleep(0)), so that on the event loop live conversations go on meanwhile."""
-    out = []
-    for number, change in enumerate(changes, 1):
-        out.append((change.after, json.dumps(change.after.as_dict()),
-                    json.dumps(change.before.as_dict()) if change.before else None))
-        if number % chunk == 0:
+def run_here(fn: Callable[..., T], *args: Any) -> T:
+    """The default `offload`: run on the calling thread."""
+    return fn(*args)
+
+
+def pausing(items: Iterable[T], every: int = 200) -> Iterator[T]:
+    """The items, with a pause (time.sleep(0)) after every `every` of them: on the event loop, live
+    conversations go on while a large bulk edit is worked through."""
+    for number, item in enumerate(items, 1):
+        yield item
+        if number % every == 0:
             time.sleep(0)
-    return out
+
+
+def serialized(changes: list[Change]) -> list[tuple[Phrasing, str, str | None]]:
+    """Each change as (after, its JSON, the before's JSON or None), made before any lock is taken, pausing
+    between chunks."""
+    return [(change.after, json.dumps(change.after.as_dict()),
+             json.dumps(change.before.as_dict()) if change.before else None) for change in pausing(changes)]
 
 
 def _phrasing(data: str | bytes) -> Phrasing:
@@ -135,7 +146,7 @@ class SqliteLibraryStore:
         caller holds self.lock meanwhile, so the connection is never used by two threads at once."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.offload = offload or (lambda fn, *args: fn(*args))
+        self.offload = offload or run_here
         self.lock = threading.RLock()
         self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
