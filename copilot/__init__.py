@@ -95,7 +95,7 @@ class QuickSwitches:
     INTERVAL_S = 0.0005
 
     def __init__(self, run: Callable[..., Any]) -> None:
-        self.run, self.active, self.default = run, 0, sys.getswitchinterval()
+        self.run, self.active, self.default = run, 0, None  # default: the interval to restore, read on first use
 
     def __call__(self, fn: Callable[..., Any], *args: Any) -> Any:
         self.active += 1  # only the event loop's greenlets call this: no lock needed

@@ -134,11 +134,14 @@ class Library:
     def _apply(self, state: TenantState, phrasing: Phrasing) -> None:
         """One phrasing into this worker's view. The index lock is held for the change alone (embedding comes
         first), so a live snippet's retrieval waits for one phrasing at most, never for a whole bulk edit."""
-        vectors = self._vectors(phrasing) if phrasing.status == "approved" else None
+        entry = None
+        if phrasing.status == "approved":
+            texts, vectors = self._vectors(phrasing)
+            entry = Entry(phrasing.id, phrasing.version, texts)
         with state.index_lock:
             state.phrasings[phrasing.id] = phrasing
-            if vectors is not None:
-                state.index.add(Entry(phrasing.id, phrasing.version, vectors[0]), vectors[1])
+            if entry is not None:
+                state.index.add(entry, vectors)
             else:
                 state.index.remove(phrasing.id)
 

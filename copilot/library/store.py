@@ -326,8 +326,9 @@ class RedisLibraryStore:
         3,000 phrasings was a MULTI of 9,000 commands, which redis-py packed and parsed in Python on the event
         loop while live highlights waited."""
         now = time.time()
+        at = json.dumps(now)
         rows = [(p.id, after, before or "", change.actor, change.action,
-                 f'{{"phrasing": {after}, "at": {json.dumps(now)}, "actor": {json.dumps(change.actor)}}}')
+                 f'{{"phrasing": {after}, "at": {at}, "actor": {json.dumps(change.actor)}}}')
                 for change, (p, after, before) in zip(changes, serialized(changes))]
         keys = [self.key(tenant, "rev"), f"{self.prefix}:tenants", self.key(tenant, "current"),
                 self.key(tenant, "audit"), self.key(tenant, "changes")]
