@@ -34,7 +34,7 @@ from bench.servers import ROOT, RedisServer, ServerProcess
 from copilot.security import Tokens
 
 RESULTS = Path(__file__).parent / "results"
-SECRET = "bench-secret"
+SECRET = "bench-secret-0123456789abcdef0123456789ab"
 P99_BUDGET_MS = 250.0
 
 

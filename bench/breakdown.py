@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.servers import ServerProcess
 
-SECRET = "bench-secret"
+SECRET = "bench-secret-0123456789abcdef0123456789ab"
 
 
 def serve(out: Path) -> None:

@@ -22,7 +22,7 @@ from bench.servers import ROOT, RedisServer, ServerProcess
 from copilot.library.phrasing import parse_phrasing
 from copilot.security import Tokens
 
-SECRET = "bench-secret"
+SECRET = "bench-secret-0123456789abcdef0123456789ab"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ import psutil
 
 from bench.servers import ServerProcess
 
-SECRET = "bench-secret"
+SECRET = "bench-secret-0123456789abcdef0123456789ab"
 
 
 def open_session(url: str, token: str, number: int):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+MIN_SECRET_BYTES = 32
 
 
 class InvalidSetting(ValueError):
@@ -38,6 +39,20 @@ class Settings:
     library_sync_ms: int = 250
     ping_interval_s: int = 10
     ping_timeout_s: int = 20
+    demo_public: bool = False  # serve the demo on a non-loopback HOST too
+    agent_rate_per_s: int = 40  # per identity (tenant, agent), over all its connections
+    agent_rate_burst: int = 80
+    tenant_rate_per_s: int = 2000  # per tenant, over all its connections
+    tenant_rate_burst: int = 4000
+    join_deadline_s: int = 10  # an Engine.IO session must connect to /copilot within this
+    max_pending_per_address: int = 64  # Engine.IO sessions not yet on /copilot, per client address
+    max_live_conversations: int = 5000  # per tenant, live (not ended) conversations
+    max_phrasings: int = 10000  # per tenant library
+    max_experiment_bytes: int = 65536  # one experiment's JSON
+    max_experiments: int = 50  # per tenant
+    event_max_age_days: int = 30  # the Redis event stream keeps this much history
+    event_max_entries: int = 1_000_000  # and at most this many entries
+    proxy_hops: int = 0  # trusted reverse proxies in front (X-Forwarded-For / -Proto hops to believe)
 
     @property
     def event_log(self) -> Path:
@@ -89,6 +104,17 @@ class Settings:
             raise InvalidSetting("COPILOT_LIBRARY_SYNC_MS must not be negative")
         if self.ping_interval_s < 1 or self.ping_timeout_s < 1:
             raise InvalidSetting("COPILOT_PING_INTERVAL_S and COPILOT_PING_TIMEOUT_S must be at least 1")
+        if self.secret and len(self.secret.encode()) < MIN_SECRET_BYTES:
+            raise InvalidSetting(f"COPILOT_SECRET must be at least {MIN_SECRET_BYTES} bytes (it is "
+                                 f"{len(self.secret.encode())}): a short secret can be guessed offline from one token. "
+                                 "Make one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'")
+        for name in ("agent_rate_per_s", "agent_rate_burst", "tenant_rate_per_s", "tenant_rate_burst",
+                     "join_deadline_s", "max_pending_per_address", "max_live_conversations", "max_phrasings",
+                     "max_experiment_bytes", "max_experiments", "event_max_age_days", "event_max_entries"):
+            if getattr(self, name) < 1:
+                raise InvalidSetting(f"{ENV_NAMES[name]} must be at least 1")
+        if self.proxy_hops < 0:
+            raise InvalidSetting("COPILOT_PROXY_HOPS must not be negative")
 
 
 ENV_NAMES = {
@@ -101,6 +127,14 @@ ENV_NAMES = {
     "rate_per_s": "COPILOT_RATE_PER_S", "rate_burst": "COPILOT_RATE_BURST", "transcript": "COPILOT_TRANSCRIPT",
     "demo": "COPILOT_DEMO", "keep_ended_s": "COPILOT_KEEP_ENDED_S",
     "ping_interval_s": "COPILOT_PING_INTERVAL_S", "ping_timeout_s": "COPILOT_PING_TIMEOUT_S",
+    "demo_public": "COPILOT_DEMO_PUBLIC", "agent_rate_per_s": "COPILOT_AGENT_RATE_PER_S",
+    "agent_rate_burst": "COPILOT_AGENT_RATE_BURST", "tenant_rate_per_s": "COPILOT_TENANT_RATE_PER_S",
+    "tenant_rate_burst": "COPILOT_TENANT_RATE_BURST", "join_deadline_s": "COPILOT_JOIN_DEADLINE_S",
+    "max_pending_per_address": "COPILOT_MAX_PENDING_PER_ADDRESS",
+    "max_live_conversations": "COPILOT_MAX_LIVE_CONVERSATIONS", "max_phrasings": "COPILOT_MAX_PHRASINGS",
+    "max_experiment_bytes": "COPILOT_MAX_EXPERIMENT_BYTES", "max_experiments": "COPILOT_MAX_EXPERIMENTS",
+    "event_max_age_days": "COPILOT_EVENT_MAX_AGE_DAYS", "event_max_entries": "COPILOT_EVENT_MAX_ENTRIES",
+    "proxy_hops": "COPILOT_PROXY_HOPS",
 }
 
 

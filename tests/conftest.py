@@ -8,6 +8,8 @@ import pytest
 
 from bench.servers import ROOT, RedisServer, ServerProcess, free_port  # noqa: F401 - shared with the benchmarks
 
+TEST_SECRET = "test-secret-0123456789abcdef0123456789"  # at least 32 bytes, as the server requires
+
 GOEMOTIONS = ROOT.parent / "shared" / "data" / "goemotions"
 
 
@@ -60,7 +62,7 @@ def make_settings(tmp_path):
     from copilot.settings import Settings
 
     def build(**overrides):
-        values = {"instance_dir": tmp_path / "instance", "secret": "test-secret", "library_sync_ms": 50}
+        values = {"instance_dir": tmp_path / "instance", "secret": TEST_SECRET, "library_sync_ms": 50}
         values.update(overrides)
         return Settings(**values)
     return build

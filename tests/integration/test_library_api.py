@@ -6,7 +6,7 @@ import requests
 
 from copilot import create_app
 from copilot.security import Tokens
-from tests.conftest import LiveServer
+from tests.conftest import TEST_SECRET, LiveServer
 
 NEW = {"id": "frustration-investigate-77", "text": "What would a good outcome look like for you today?",
        "cues": ["frustration", "churn_risk"], "stage": "investigate", "channels": ["chat", "voice"],
@@ -22,7 +22,7 @@ def server(request, make_settings):
 
 
 def auth(role="lead", tenant="acme", agent="lee"):
-    return {"Authorization": f"Bearer {Tokens('test-secret').issue(tenant, role, agent)}"}
+    return {"Authorization": f"Bearer {Tokens(TEST_SECRET).issue(tenant, role, agent)}"}
 
 
 def call(server, method, path, role="lead", tenant="acme", **kwargs):
@@ -84,7 +84,7 @@ def test_missing_forged_and_expired_tokens_are_refused(server):
     forged = {"Authorization": f"Bearer {Tokens('other-secret').issue('acme', 'admin', 'x')}"}
     assert requests.get(server.url + "/api/v1/phrasings", headers=forged, timeout=10).json()["error"]["code"] == \
         "invalid_token"
-    expired = {"Authorization": f"Bearer {Tokens('test-secret').issue('acme', 'lead', 'x', now=time.time() - 10**6)}"}
+    expired = {"Authorization": f"Bearer {Tokens(TEST_SECRET).issue('acme', 'lead', 'x', now=time.time() - 10**6)}"}
     assert requests.get(server.url + "/api/v1/phrasings", headers=expired, timeout=10).json()["error"]["code"] == \
         "token_expired"
 

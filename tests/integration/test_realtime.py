@@ -9,7 +9,7 @@ import requests
 from copilot.security import Tokens
 from tests.conftest import AgentClient, ServerProcess
 
-SECRET = "realtime-test-secret"
+SECRET = "realtime-test-secret-0123456789abcdef01"
 
 
 def token(tenant="acme", role="agent", agent="amy", **kw):

@@ -7,6 +7,8 @@ import pytest
 from copilot.security import Tokens, load_secret
 from tests.conftest import ROOT
 
+LONG_SECRET = "s3cret-0123456789abcdef0123456789abcdef"
+
 
 def token_cli(*args, env):
     import os
@@ -16,8 +18,8 @@ def token_cli(*args, env):
 
 
 def test_token_uses_the_configured_secret():
-    out = token_cli("--tenant", "acme", "--role", "lead", "--agent", "lee", env={"COPILOT_SECRET": "s3cret"})
-    identity = Tokens("s3cret").verify(out.stdout.strip())
+    out = token_cli("--tenant", "acme", "--role", "lead", "--agent", "lee", env={"COPILOT_SECRET": LONG_SECRET})
+    identity = Tokens(LONG_SECRET).verify(out.stdout.strip())
     assert (identity.tenant, identity.role, identity.agent) == ("acme", "lead", "lee")
 
 
@@ -32,5 +34,5 @@ def test_without_a_secret_the_command_and_the_server_share_the_instance_secret(t
 @pytest.mark.parametrize("args", [["--tenant", "Bad Tenant", "--agent", "a"], ["--tenant", "acme", "--agent", "a b"],
                                   ["--tenant", "acme", "--role", "king", "--agent", "a"]])
 def test_bad_names_are_refused(args):
-    out = token_cli(*args, env={"COPILOT_SECRET": "x"})
+    out = token_cli(*args, env={"COPILOT_SECRET": LONG_SECRET})
     assert out.returncode != 0 and out.stdout == ""

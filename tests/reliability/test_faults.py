@@ -21,7 +21,7 @@ from bench.servers import RedisServer, ServerProcess
 from copilot.security import Tokens
 from tests.conftest import AgentClient
 
-SECRET = "reliability-secret"
+SECRET = "reliability-secret-0123456789abcdef0123"
 PII = ["4111 1111 1111 1111", "5500-0000-0000-0004", "jo.bloggs@example.com", "+44 7700 900123", "123-45-6789",
        "AB 12 34 56 C", "GB82 WEST 1234 5698 7654 32"]
 PII_NEEDLES = ["4111", "5500-0000", "jo.bloggs", "7700 900123", "123-45-6789", "AB 12 34 56 C", "GB82 WEST"]

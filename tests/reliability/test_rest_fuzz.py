@@ -11,7 +11,7 @@ from schemathesis.checks import not_a_server_error
 from bench.servers import ServerProcess
 from copilot.security import Tokens
 
-SECRET = "schemathesis-secret"
+SECRET = "schemathesis-secret-0123456789abcdef012"
 HEADERS = {"Authorization": f"Bearer {Tokens(SECRET).issue('fuzz', 'lead', 'lee')}"}
 EXAMPLES = 25
 

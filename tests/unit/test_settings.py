@@ -21,3 +21,14 @@ def test_environment_values_are_converted_to_their_types():
 def test_bad_values_are_refused_with_the_variable_named(env):
     with pytest.raises(InvalidSetting, match=next(iter(env))):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize("secret", ["changeme", "x" * 31, "s3cret"])
+def test_a_secret_shorter_than_32_bytes_is_refused_naming_the_setting(secret):
+    with pytest.raises(InvalidSetting, match="COPILOT_SECRET must be at least 32 bytes"):
+        Settings.from_env({"COPILOT_SECRET": secret})
+
+
+def test_a_long_secret_and_no_secret_are_both_accepted():
+    assert Settings.from_env({"COPILOT_SECRET": "x" * 32}).secret == "x" * 32
+    assert Settings.from_env({}).secret == ""
