@@ -1,8 +1,10 @@
 """Conversation state stores: in memory (embedded default) and Redis (scale-out), behind one small interface.
 
 `update` reads, changes and writes one conversation atomically, together with the events the change produced:
-under a lock in memory (events to the append-only file), and in one WATCH/MULTI transaction in Redis (events to
-the stream), so an acknowledged snippet is always both in the state and in the event log. Nothing outside the
+in memory the events are appended (and synced) to the file first and the new state published only after, and
+in Redis state and stream entries go in one WATCH/MULTI transaction. So an acknowledged change is always both in
+the state and in the event log, and a refused one (`store_unavailable`) in neither. Each tenant may hold at most
+`max_live` live conversations; nobody's live conversation is ever dropped to make room. Nothing outside the
 store modules imports redis.
 """
 from __future__ import annotations
@@ -13,14 +15,17 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from copilot.conversation import Conversation
 from copilot.errors import CopilotError
-from copilot.eventlog import STREAM_MAXLEN, EventLog, encode_event
+from copilot.eventlog import EVENT_MAX_AGE_DAYS, EVENT_MAX_ENTRIES, EventLog, stream_append
 
 T = TypeVar("T")
 STATE_TTL_S = 24 * 3600
+MAX_LIVE_CONVERSATIONS = 5000
+INDEX_REFRESH_S = 3600  # how stale a live conversation's score in the Redis index may get
+INDEXED = "indexed_at"  # stored beside the conversation's fields in Redis: when its index score was set
 
 
 class UnknownConversation(CopilotError):
@@ -35,8 +40,15 @@ class ConversationExists(CopilotError):
     code, status = "conversation_exists", 409
 
 
+class TooManyConversations(CopilotError):
+    """conversation.start when the tenant already has its maximum of live conversations."""
+
+    code, status = "too_many_conversations", 429
+
+
 class StoreUnavailable(CopilotError):
-    """The shared store cannot be reached; the request was not applied."""
+    """The store cannot be reached or refuses writes (Redis out of memory, a full disk under the event log);
+    the request was not applied, so it may be retried."""
 
     code, status = "store_unavailable", 503
 
@@ -53,68 +65,78 @@ class ConversationStore(Protocol):
     def ping(self) -> bool: ...
 
 
+def unknown(conversation_id: str) -> UnknownConversation:
+    return UnknownConversation(f"no conversation {conversation_id}; start it first")
+
+
+def too_many(tenant: str, limit: int) -> TooManyConversations:
+    return TooManyConversations(f"tenant {tenant} already has {limit} live conversations; end some first")
+
+
 class MemoryConversationStore:
-    """Conversations in this process (the embedded default); the oldest are dropped past `limit`.
+    """Conversations in this process (the embedded default). Live ones stay until they end or sit idle for
+    `idle_s`; ended ones are kept `keep_ended_s` for a late join, at most `max_ended` of them (oldest dropped).
 
     Each is kept pickled (about 2 KB, against about 11 KB as live objects): every update works on a private copy
     anyway, so a failed change leaves no trace, and the copy costs the same one loads and one dumps.
     """
 
-    def __init__(self, log: EventLog, limit: int = 20_000, keep_ended_s: float = 600.0) -> None:
+    def __init__(self, log: EventLog, max_ended: int = 20_000, keep_ended_s: float = 600.0,
+                 max_live: int = MAX_LIVE_CONVERSATIONS, idle_s: float = STATE_TTL_S) -> None:
         self.log = log
-        self.items: OrderedDict[tuple[str, str], tuple[bytes, float | None]] = OrderedDict()  # (pickle, ended_at)
+        self.items: dict[tuple[str, str], bytes] = {}
+        self.live: dict[str, OrderedDict[str, float]] = {}  # tenant -> id -> last change, least recent first
+        self.ended: OrderedDict[tuple[str, str], float] = OrderedDict()  # -> ended_at, in the order they ended
         self.locks: dict[tuple[str, str], threading.Lock] = {}
-        self.lock = threading.Lock()
-        self.limit = limit
-        self.keep_ended_s = keep_ended_s
+        self.lock = threading.Lock()  # guards items, live, ended and locks; per-conversation locks guard changes
+        self.max_ended, self.keep_ended_s = max_ended, keep_ended_s
+        self.max_live, self.idle_s = max_live, idle_s
         self.swept_at = time.time()
 
     def create(self, conv: Conversation, events: list[dict]) -> None:
+        key, now = (conv.tenant, conv.id), time.time()
         with self.lock:
-            key = (conv.tenant, conv.id)
-            if key in self.items and self.items[key][1] is None:
+            self._sweep(now)
+            self._expire_idle(conv.tenant, now)
+            live = self.live.get(conv.tenant, {})
+            if conv.id in live:
                 raise ConversationExists(f"conversation {conv.id} is already running; join it instead")
-            self.items[key] = (pickle.dumps(conv), conv.ended_at)
-            self.locks[key] = threading.Lock()
-            for event in events:
-                self.log.append(event)
-            self._sweep()
-            while len(self.items) > self.limit:
-                old, _ = self.items.popitem(last=False)
-                self.locks.pop(old, None)
-
-    def _sweep(self) -> None:
-        """Forget conversations that ended more than keep_ended_s ago (checked at most every 10 s)."""
-        now = time.time()
-        if now - self.swept_at < min(10.0, self.keep_ended_s):
-            return
-        self.swept_at = now
-        for key in [k for k, (_, ended) in self.items.items() if ended and now - ended > self.keep_ended_s]:
-            self.items.pop(key, None)
-            self.locks.pop(key, None)
+            if conv.ended_at is None and len(live) >= self.max_live:
+                raise too_many(conv.tenant, self.max_live)
+            data = pickle.dumps(conv)
+            self._log(events)
+            self.items[key] = data
+            self.locks.setdefault(key, threading.Lock())
+            self._place(key, conv.ended_at, now)
 
     def require(self, tenant: str, conversation_id: str) -> None:
         """Raise UnknownConversation unless the conversation exists (cheap: no copy)."""
         if (tenant, conversation_id) not in self.items:
-            raise UnknownConversation(f"no conversation {conversation_id}; start it first")
+            raise unknown(conversation_id)
 
     def get(self, tenant: str, conversation_id: str) -> Conversation:
         stored = self.items.get((tenant, conversation_id))
         if stored is None:
-            raise UnknownConversation(f"no conversation {conversation_id}; start it first")
-        return pickle.loads(stored[0])
+            raise unknown(conversation_id)
+        return pickle.loads(stored)
 
     def update(self, tenant: str, conversation_id: str, change: Change) -> T:
         key = (tenant, conversation_id)
         lock = self.locks.get(key)
         if lock is None:
-            raise UnknownConversation(f"no conversation {conversation_id}; start it first")
+            raise unknown(conversation_id)
         with lock:
-            draft = pickle.loads(self.items[key][0])  # a private copy: a failed change leaves no trace
+            stored = self.items.get(key)
+            if stored is None:  # dropped while we waited for the lock
+                raise unknown(conversation_id)
+            draft = pickle.loads(stored)  # a private copy: a failed change leaves no trace
             result, events = change(draft)
-            self.items[key] = (pickle.dumps(draft), draft.ended_at)
-            for event in events:
-                self.log.append(event)
+            data = pickle.dumps(draft)
+            self._log(events)  # logged first: if the disk refuses, the state stays as it was
+            with self.lock:
+                self.items[key] = data
+                self.locks.setdefault(key, lock)
+                self._place(key, draft.ended_at, time.time())
             return result
 
     def events(self, limit: int = 100_000) -> list[dict]:
@@ -124,63 +146,134 @@ class MemoryConversationStore:
     def ping(self) -> bool:
         return True
 
+    def _log(self, events: list[dict]) -> None:
+        try:
+            self.log.append_all(events)
+        except OSError as error:
+            raise StoreUnavailable(f"the event log cannot be written ({error.strerror or error}); "
+                                   "nothing was applied, retry later") from None
+
+    def _place(self, key: tuple[str, str], ended_at: float | None, now: float) -> None:
+        """Book the conversation as live (most recently changed) or ended; called under self.lock."""
+        tenant, cid = key
+        if ended_at is None:
+            self.ended.pop(key, None)
+            live = self.live.setdefault(tenant, OrderedDict())
+            live[cid] = now
+            live.move_to_end(cid)
+            return
+        live = self.live.get(tenant)
+        if live is not None:
+            live.pop(cid, None)
+            if not live:
+                del self.live[tenant]
+        if key not in self.ended:
+            self.ended[key] = ended_at
+            while len(self.ended) > self.max_ended:
+                self._drop(self.ended.popitem(last=False)[0])
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        self.items.pop(key, None)
+        self.locks.pop(key, None)
+
+    def _expire_idle(self, tenant: str, now: float) -> None:
+        """Drop the tenant's live conversations unchanged for idle_s (as Redis lets their state expire)."""
+        live = self.live.get(tenant)
+        while live:
+            cid, changed_at = next(iter(live.items()))
+            if now - changed_at <= self.idle_s:
+                return
+            del live[cid]
+            self._drop((tenant, cid))
+        self.live.pop(tenant, None)
+
+    def _sweep(self, now: float) -> None:
+        """Forget conversations that ended more than keep_ended_s ago, and idle live ones (at most every 10 s)."""
+        if now - self.swept_at < min(10.0, self.keep_ended_s):
+            return
+        self.swept_at = now
+        while self.ended:
+            key, ended_at = next(iter(self.ended.items()))
+            if now - ended_at <= self.keep_ended_s:
+                break
+            del self.ended[key]
+            self._drop(key)
+        for tenant in list(self.live):
+            self._expire_idle(tenant, now)
+
 
 class RedisConversationStore:
-    """Conversations as JSON strings in Redis, expiring a day after their last change."""
+    """Conversations as JSON strings in Redis, expiring a day after their last change. Each tenant's live ones
+    are also in a sorted set scored by last change (refreshed at most hourly, so updates rarely touch it),
+    kept in the same transactions as the state: it counts them for the cap."""
 
-    def __init__(self, url: str, prefix: str = "copilot", stream: str = "copilot:events") -> None:
+    def __init__(self, url: str, prefix: str = "copilot", stream: str = "copilot:events",
+                 max_live: int = MAX_LIVE_CONVERSATIONS, event_max_entries: int = EVENT_MAX_ENTRIES,
+                 event_max_age_days: float = EVENT_MAX_AGE_DAYS) -> None:
         import redis
 
         self.redis = redis.Redis.from_url(url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2,
                                           retry_on_timeout=True)
-        self.errors = (redis.ConnectionError, redis.TimeoutError)
+        self.errors = redis.RedisError  # out of memory, read-only replica, unreachable: all "not applied"
+        self.unreachable = (redis.ConnectionError, redis.TimeoutError)
         self.WatchError = redis.WatchError
-        self.prefix = prefix
-        self.stream = stream
+        self.prefix, self.stream, self.max_live = prefix, stream, max_live
+        self.event_max_entries, self.event_max_age_days = event_max_entries, event_max_age_days
 
     def key(self, tenant: str, conversation_id: str) -> str:
         return f"{self.prefix}:conv:{tenant}:{conversation_id}"
 
+    def index(self, tenant: str) -> str:
+        """The tenant's live conversations: id -> time of the last change (at most INDEX_REFRESH_S old)."""
+        return f"{self.prefix}:live:{tenant}"
+
     def create(self, conv: Conversation, events: list[dict]) -> None:
-        key = self.key(conv.tenant, conv.id)
+        key, index = self.key(conv.tenant, conv.id), self.index(conv.tenant)
         try:
             with self.redis.pipeline() as pipe:
                 while True:
                     try:
-                        pipe.watch(key)
+                        pipe.watch(key, index)
                         existing = pipe.get(key)
                         if existing and json.loads(existing).get("ended_at") is None:
                             raise ConversationExists(f"conversation {conv.id} is already running; join it instead")
+                        now = time.time()
+                        if conv.ended_at is None and pipe.zcount(index, now - STATE_TTL_S, "+inf") >= self.max_live:
+                            raise too_many(conv.tenant, self.max_live)
                         pipe.multi()
-                        pipe.set(key, json.dumps(conv.as_dict()), ex=STATE_TTL_S)
-                        self._log(pipe, events)
+                        pipe.zremrangebyscore(index, "-inf", f"({now - STATE_TTL_S}")
+                        if conv.ended_at is None:
+                            pipe.zadd(index, {conv.id: now})
+                            pipe.expire(index, STATE_TTL_S + INDEX_REFRESH_S)
+                        pipe.set(key, self._encode(conv, now), ex=STATE_TTL_S)
+                        stream_append(pipe, self.stream, events, self.event_max_entries, self.event_max_age_days)
                         pipe.execute()
                         return
                     except self.WatchError:
                         continue
         except self.errors as error:
-            raise StoreUnavailable(f"conversation store unreachable: {error}") from None
+            raise self._unavailable(error) from None
 
     def require(self, tenant: str, conversation_id: str) -> None:
         """Raise UnknownConversation unless the conversation exists (one EXISTS round trip)."""
         try:
             found = self.redis.exists(self.key(tenant, conversation_id))
         except self.errors as error:
-            raise StoreUnavailable(f"conversation store unreachable: {error}") from None
+            raise self._unavailable(error) from None
         if not found:
-            raise UnknownConversation(f"no conversation {conversation_id}; start it first")
+            raise unknown(conversation_id)
 
     def get(self, tenant: str, conversation_id: str) -> Conversation:
         try:
             data = self.redis.get(self.key(tenant, conversation_id))
         except self.errors as error:
-            raise StoreUnavailable(f"conversation store unreachable: {error}") from None
+            raise self._unavailable(error) from None
         if data is None:
-            raise UnknownConversation(f"no conversation {conversation_id}; start it first")
-        return Conversation.from_dict(json.loads(data))
+            raise unknown(conversation_id)
+        return self._decode(data)[0]
 
     def update(self, tenant: str, conversation_id: str, change: Change) -> T:
-        key = self.key(tenant, conversation_id)
+        key, index = self.key(tenant, conversation_id), self.index(tenant)
         try:
             with self.redis.pipeline() as pipe:
                 while True:
@@ -188,30 +281,84 @@ class RedisConversationStore:
                         pipe.watch(key)
                         data = pipe.get(key)
                         if data is None:
-                            raise UnknownConversation(f"no conversation {conversation_id}; start it first")
-                        conv = Conversation.from_dict(json.loads(data))
+                            raise unknown(conversation_id)
+                        conv, indexed_at = self._decode(data)
+                        was_live = conv.ended_at is None
                         result, events = change(conv)
+                        now = time.time()
                         pipe.multi()
-                        pipe.set(key, json.dumps(conv.as_dict()), ex=STATE_TTL_S)
-                        self._log(pipe, events)
+                        if was_live and conv.ended_at is not None:
+                            pipe.zrem(index, conversation_id)
+                        elif conv.ended_at is None and now - indexed_at > INDEX_REFRESH_S:
+                            indexed_at = now  # also indexes a conversation stored before the index existed
+                            pipe.zadd(index, {conversation_id: now})
+                            pipe.expire(index, STATE_TTL_S + INDEX_REFRESH_S)
+                        pipe.set(key, self._encode(conv, indexed_at), ex=STATE_TTL_S)
+                        stream_append(pipe, self.stream, events, self.event_max_entries, self.event_max_age_days)
                         pipe.execute()
                         return result
                     except self.WatchError:
                         continue
         except self.errors as error:
-            raise StoreUnavailable(f"conversation store unreachable: {error}") from None
+            raise self._unavailable(error) from None
 
     def events(self, limit: int = 100_000) -> list[dict]:
         """The newest events of the shared stream, oldest first."""
-        entries = self.redis.xrevrange(self.stream, count=limit)
+        try:
+            entries = self.redis.xrevrange(self.stream, count=limit)
+        except self.errors as error:
+            raise self._unavailable(error) from None
         return [json.loads(fields["event"]) for _, fields in reversed(entries)]
-
-    def _log(self, pipe, events: list[dict]) -> None:
-        for event in events:
-            pipe.xadd(self.stream, {"event": encode_event(event)}, maxlen=STREAM_MAXLEN, approximate=True)
 
     def ping(self) -> bool:
         try:
             return bool(self.redis.ping())
         except self.errors:
             return False
+
+    @staticmethod
+    def _encode(conv: Conversation, indexed_at: float) -> str:
+        return json.dumps({**conv.as_dict(), INDEXED: indexed_at})
+
+    @staticmethod
+    def _decode(data: str) -> tuple[Conversation, float]:
+        fields = json.loads(data)
+        indexed_at = fields.pop(INDEXED, 0.0)
+        return Conversation.from_dict(fields), indexed_at
+
+    def _unavailable(self, error: Exception) -> StoreUnavailable:
+        if isinstance(error, self.unreachable):
+            return StoreUnavailable(f"conversation store unreachable: {error}")
+        return StoreUnavailable(f"conversation store refused the write ({error}); nothing was applied, "
+                                "retry later")
+
+
+def redis_policy(url_or_client: Any) -> dict[str, Any]:
+    """What /readyz should say about a Redis that holds the library and live conversations: its eviction
+    policy, memory limit and persistence, and warnings. Any policy but noeviction may drop them (volatile-* as
+    well as allkeys-*: conversation keys carry a TTL), so `ok` is true only for noeviction."""
+    import redis
+
+    client = url_or_client
+    if isinstance(url_or_client, str):
+        client = redis.Redis.from_url(url_or_client, decode_responses=True, socket_timeout=2,
+                                      socket_connect_timeout=2)
+    try:  # INFO, not CONFIG GET: managed services often rename or disable CONFIG
+        memory, persistence = client.info("memory"), client.info("persistence")
+    except redis.RedisError as error:
+        return {"ok": False, "reachable": False, "warnings": [f"redis unreachable: {error}"]}
+    finally:
+        if client is not url_or_client:
+            client.close()
+    policy, maxmemory = str(memory.get("maxmemory_policy", "")), int(memory.get("maxmemory", 0))
+    appendonly = bool(int(persistence.get("aof_enabled", 0)))
+    warnings = []
+    if policy != "noeviction":
+        warnings.append(f"maxmemory-policy is {policy}: Redis may evict the library and live conversations; "
+                        "set noeviction")
+    if maxmemory == 0:
+        warnings.append("maxmemory is not set: Redis grows until the OS kills it; set it below the host's memory")
+    if not appendonly:
+        warnings.append("appendonly is off: a Redis restart loses acknowledged state and events")
+    return {"ok": policy == "noeviction", "reachable": True, "maxmemory_policy": policy, "maxmemory": maxmemory,
+            "appendonly": appendonly, "can_evict": policy != "noeviction", "warnings": warnings}
