@@ -1,15 +1,17 @@
 """The sidebar, the demo and the console in headless Chromium (Debian's), driven by Playwright, against a real
 server on loopback. Screenshots go to test-artifacts/."""
 import shutil
+import threading
 import time
 
 import pytest
 import requests
+from playwright.sync_api import expect
 
 from copilot.security import Tokens
 from tests.conftest import ROOT, AgentClient, ServerProcess
 
-SECRET = "browser-test-secret"
+SECRET = "browser-test-secret-0123456789abcdef0123"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (tests/run.sh installs it)")
@@ -37,11 +39,20 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
+def violations():
+    """The Content-Security-Policy violations that the page's frames log to the console."""
+    return []
+
+
+@pytest.fixture
+def page(browser, violations):
+    """A fresh page; at the end, no frame of it may have logged a CSP violation that the test did not expect."""
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     page = context.new_page()
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
     yield page
     context.close()
+    assert violations == [], violations
 
 
 def shot(page, name):
@@ -76,20 +87,93 @@ def test_demo_replays_a_conversation_with_highlights_and_suggestions_and_use_cou
         raise AssertionError("the Use click was not counted")
 
 
-def test_sidebar_alone_joins_a_conversation_fed_by_the_host_backend(server, page):
+def test_sidebar_alone_joins_with_a_fragment_token_shows_highlights_and_wipes_the_token_from_the_address(
+        server, page):
     token = Tokens(SECRET).issue("acme", "agent", "amy")
     backend = AgentClient(server.url, token)
     cid = f"direct-{time.time_ns()}"
     assert backend.call("conversation.start", {"conversation_id": cid, "channel": "chat"})["ok"]
     page.set_viewport_size({"width": 360, "height": 760})
-    page.goto(f"{server.url}/sidebar?token={token}&conversation_id={cid}&theme=dark")
-    page.wait_for_function("document.getElementById('status').textContent === 'connected'")
+    page.goto(f"{server.url}/sidebar?theme=dark#token={token}&conversation_id={cid}")
+    expect(page.locator("#status")).to_have_text("connected")
+    assert page.evaluate("location.hash") == "" and token not in page.url and "theme=dark" in page.url
     backend.call("transcript.snippet", {"conversation_id": cid, "snippet_id": "s1", "speaker": "customer",
                                         "text": "I'm so worried my card has been used by someone else", "final": True})
-    page.locator('mark[data-cue="anxiety"]').wait_for(timeout=10000)
-    page.wait_for_function("document.getElementById('live').textContent.includes('Anxiety')")
+    mark = page.locator('mark[data-cue="anxiety"]')
+    mark.wait_for(timeout=10000)
+    box = mark.bounding_box()
+    assert mark.is_visible() and box["width"] > 10 and box["height"] > 8 and box["x"] + box["width"] <= 360
+    assert box["y"] + box["height"] <= 760  # in view, not below the fold
+    chip = page.locator('.chip[data-cue="anxiety"]')
+    assert chip.is_visible() and chip.inner_text() == "Anxiety x1"
+    assert page.locator("#notice").is_hidden()
+    expect(page.locator("#live")).to_contain_text("Anxiety")
     shot(page, "sidebar-dark")
     backend.close()
+
+
+def test_sidebar_refuses_a_query_string_token_and_tells_the_integrator_to_use_the_fragment(server, page):
+    token = Tokens(SECRET).issue("acme", "agent", "amy")
+    sockets = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    page.set_viewport_size({"width": 320, "height": 600})
+    page.goto(f"{server.url}/sidebar?token={token}&conversation_id=c-1")
+    notice = page.locator("#notice")
+    notice.wait_for(state="visible")
+    box = notice.bounding_box()
+    assert box["width"] > 200 and box["height"] > 30 and box["y"] + box["height"] <= 600  # read in place, in view
+    assert "#token=" in notice.inner_text() and "query string" in notice.inner_text()
+    page.wait_for_timeout(1000)  # the fragment path connects within a few hundred ms
+    assert sockets == [] and page.inner_text("#status") == "not connected"
+    assert token not in page.url  # nor left in the address bar to be copied on
+    shot(page, "sidebar-query-token")
+
+
+class HostPage:
+    """A CRM page on another loopback port (so another origin) that embeds a URL in an iframe."""
+
+    def __init__(self, embed: str) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        body = f'<!doctype html><iframe id="sidebar" src="{embed}"></iframe>'.encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/crm"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_sidebar_may_be_framed_by_its_own_origin_but_not_by_one_that_is_not_allowed(server, page, violations):
+    page.goto(server.url + "/demo")  # the demo embeds the sidebar from the same origin
+    page.frame_locator("#sidebar").locator("#status").wait_for(state="visible")
+    host = HostPage(server.url + "/sidebar")
+    try:
+        page.goto(host.url)
+        page.wait_for_load_state("load")
+        assert [f.url for f in page.frames][1].startswith("chrome-error:")  # Chromium's page for a refused frame
+        assert page.frame_locator("#sidebar").locator("#status").count() == 0
+        for _ in range(100):  # the console message may trail the load event
+            if violations:
+                break
+            page.wait_for_timeout(50)
+        assert len(violations) == 1 and "frame-ancestors 'self'" in violations[0]
+        violations.clear()
+    finally:
+        host.stop()
 
 
 def test_console_approves_a_phrasing_that_then_appears_in_a_live_suggestion(server, page):
@@ -111,8 +195,7 @@ def test_console_approves_a_phrasing_that_then_appears_in_a_live_suggestion(serv
     assert "Saved confusion-checkin-browser" in page.inner_text("#message")
     assert "phrasings" in page.inner_text("#count")
     page.click("#approve")
-    page.wait_for_function("document.querySelector('#phrasings tr[data-phrasing-id=\"confusion-checkin-browser\"]')"
-                           ".textContent.includes('approved')")
+    expect(row).to_contain_text("approved")  # no wait_for_function: its string is eval()ed, which the CSP forbids
     assert "is now approved" in page.inner_text("#message")
     shot(page, "console")
 

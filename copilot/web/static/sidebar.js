@@ -1,11 +1,14 @@
 /* The agent sidebar. Two ways in:
-   - direct: /sidebar?token=...&conversation_id=... joins a conversation that the host's backend feeds;
+   - direct: /sidebar#token=...&conversation_id=... joins a conversation that the host's backend feeds. The token
+     rides in the fragment, which the browser never sends to a server, and is wiped from the address bar once read;
+     a ?token= in the query string (which proxies and logs keep) is refused with a notice to the integrator;
    - host-forward: the host page sends postMessage commands (copilot.connect, copilot.start, copilot.snippet,
      copilot.mode, copilot.transfer, copilot.end) and receives every server event back as
      {type: "copilot.event", event, data} and every acknowledgment as {type: "copilot.ack", command, ack}. */
 (function () {
   "use strict";
   var params = new URLSearchParams(window.location.search);
+  var fragment = new URLSearchParams(window.location.hash.replace(/^#/, ""));
   var body = document.body;
   var allowed = (body.getAttribute("data-allowed-origins") || "").split(",").filter(Boolean);
   allowed.push(window.location.origin);
@@ -23,6 +26,12 @@
   }
 
   function setStatus(text) { el("status").textContent = text; }
+
+  function notice(text) {
+    var box = el("notice");
+    box.textContent = text;
+    box.hidden = false;
+  }
 
   function announce(text) {
     var live = el("live");
@@ -173,9 +182,10 @@
     announce(item.textContent);
   }
 
-  function connect(token, url) {
+  function connect(token) {
     if (state.socket) { state.socket.close(); }
-    var socket = new window.CopilotSocket({ url: url || window.location.origin, token: token });
+    // Our own origin only: the page's CSP (connect-src 'self') allows no other server.
+    var socket = new window.CopilotSocket({ url: window.location.origin, token: token });
     state.socket = socket;
     socket.on("connect", function () {
       setStatus("connected");
@@ -210,7 +220,7 @@
     var reply = function (name) {
       return function (ack) { toHost({ type: "copilot.ack", command: name, ack: ack }); };
     };
-    if (msg.type === "copilot.connect") { connect(msg.token, msg.url); return; }
+    if (msg.type === "copilot.connect") { el("notice").hidden = true; connect(msg.token); return; }
     if (!socket) { return; }
     if (msg.type === "copilot.start") {
       state.conversationId = msg.conversation_id;
@@ -238,12 +248,28 @@
     command(event.data);
   });
 
-  if (params.get("token")) {
-    state.conversationId = params.get("conversation_id");
-    connect(params.get("token"), params.get("url"));
+  if (params.has("token")) {
+    params.delete("token");
+    params.delete("conversation_id");
+    var rest = params.toString();
+    window.history.replaceState(null, "", window.location.pathname + (rest ? "?" + rest : ""));
+    setStatus("not connected");
+    notice("This sidebar link carries the agent token in its query string (?token=), which proxies and server " +
+      "logs keep, so it was not used. Put it after a # instead: /sidebar#token=…&conversation_id=…, " +
+      "or send it with postMessage (copilot.connect).");
+  } else if (fragment.get("token")) {
+    state.conversationId = fragment.get("conversation_id");
+    // Out of the address bar, the history and anything copied from them; the page does not reload.
+    window.history.replaceState(null, "", window.location.pathname + window.location.search);
+    connect(fragment.get("token"));
   }
   if (window.parent !== window) {
-    state.hostOrigin = document.referrer ? new URL(document.referrer).origin : null;
-    if (state.hostOrigin && allowed.indexOf(state.hostOrigin) >= 0) { toHost({ type: "copilot.ready" }); }
+    var referrer = document.referrer ? new URL(document.referrer).origin : null;  // the host's policy decides
+    if (referrer && allowed.indexOf(referrer) >= 0) { state.hostOrigin = referrer; }
+    // A host may send no Referer (our demo does not: Referrer-Policy: no-referrer), so announce readiness to each
+    // allowed origin; the browser delivers it only to the one that embeds us.
+    allowed.forEach(function (origin) {
+      try { window.parent.postMessage({ type: "copilot.ready" }, origin); } catch (e) { /* a malformed origin */ }
+    });
   }
 })();
