@@ -13,6 +13,7 @@ from typing import Any
 
 from copilot.cues.taxonomy import EMOTION_CUES, NEGATIVE_CUES
 from copilot.errors import CopilotError
+from copilot.redact import mask_evidence
 
 MODES = ("normal", "verification", "transactional")
 CHANNELS = ("voice", "chat", "email")
@@ -27,6 +28,10 @@ ABUSE_CLEAR_TURNS = 3  # customer turns without abuse before protection mode end
 MAX_TIMELINE = 200
 MAX_EVIDENCE = 5
 MAX_SEEN = 2000
+MAX_TONE_SHIFTS = 10  # tone-shift alerts are keyed by turn: only the latest are kept to tell repeats apart
+MAX_SHOWN = 500  # phrasings remembered as shown (past it the oldest may come back, which is harmless)
+MAX_TRANSFERS = 20
+MAX_AGENTS = 20  # agents a conversation was transferred to, besides the one who started it
 
 POSITIVE = {"gratitude": 1.0, "relief": 1.0, "joy": 0.8, "approval": 0.6, "admiration": 0.8, "optimism": 0.6,
             "love": 0.6, "caring": 0.4, "amusement": 0.4, "excitement": 0.6}
@@ -101,6 +106,8 @@ class Conversation:
     experiment: list[str] | None = None  # [experiment id, variant]
     guidance: bool = True
     transfers: list[str] = field(default_factory=list)
+    agents: list[str] = field(default_factory=list)  # agents it was handed to, who may act on it too
+    open_digits: dict[str, int] = field(default_factory=dict)  # speaker -> digits of a number being read out
     ended_at: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -109,7 +116,13 @@ class Conversation:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Conversation:
-        return cls(**data)
+        known = {f.name for f in fields(cls)}  # state written before a field existed still loads
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def open_to(self, agent: str, role: str) -> bool:
+        """Whether an identity may see and act on this conversation: the agent who started it, an agent it
+        was transferred to, or a lead or admin of the tenant (the tenant is checked by the store's key)."""
+        return role in ("lead", "admin") or agent == self.agent or agent in self.agents
 
     @property
     def triage_level(self) -> int:
@@ -210,6 +223,10 @@ def _alert_once(conv: Conversation, out: Outcome, kind: str, key: str, message: 
     if [kind, key] in conv.alerts:
         return
     conv.alerts.append([kind, key])
+    shifts = [a for a in conv.alerts if a[0] == "tone_shift"]
+    if len(shifts) > MAX_TONE_SHIFTS:  # every other kind has a handful of keys; only these grow with the turns
+        stale = shifts[: len(shifts) - MAX_TONE_SHIFTS]
+        conv.alerts = [a for a in conv.alerts if a not in stale]
     out.alerts.append({"kind": kind, "message": message})
 
 
@@ -261,7 +278,7 @@ def on_customer(conv: Conversation, snippet_id: str, text: str, final: bool, cue
         for c in cues:
             conv.counts[c.cue] = conv.counts.get(c.cue, 0) + 1
             if conv.consent:
-                words = [text[s:e] for s, e in c.spans][:2]
+                words = [mask_evidence(text[s:e]) for s, e in c.spans][:2]  # state keeps no PII either
                 conv.evidence[c.cue] = (conv.evidence.get(c.cue, []) + words)[-MAX_EVIDENCE:]
         conv.tones.append(round(tone_of(emotions), 4))
         conv.tones = conv.tones[-50:]
@@ -388,6 +405,7 @@ def set_mode(conv: Conversation, mode: str) -> bool:
 def record_push(conv: Conversation, ids: list[str], now: float) -> None:
     """Remember what went on screen (it replaces what was there)."""
     conv.shown.extend(i for i in ids if i not in conv.shown)
+    del conv.shown[:-MAX_SHOWN]
     conv.on_screen = ids[:2]
     conv.last_push_at = now
     conv.after_verification_due = False

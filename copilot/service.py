@@ -3,6 +3,7 @@ library and the stores. It returns what to acknowledge and what to emit; the tra
 """
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,10 +18,12 @@ from copilot.library.experiments import assign, parse_experiment
 from copilot.library.service import Library
 from copilot.metrics import Metrics
 from copilot.protocol import validate
-from copilot.redact import redact
+from copilot.redact import redact, redact_snippet
 from copilot.security import Identity
-from copilot.store import ConversationStore
+from copilot.store import ConversationStore, UnknownConversation
 from copilot.suggest import Request, Suggestion
+
+log = logging.getLogger("copilot.service")
 
 
 @dataclass
@@ -59,23 +62,51 @@ class CopilotService:
         return {"type": kind, "tenant": conv.tenant, "conversation_id": conv.id, "agent": conv.agent,
                 "channel": conv.channel, "queue": conv.queue, **fields}
 
-    def _text_for_log(self, conv: Conversation, text: str) -> dict[str, str]:
+    def _text_for_log(self, conv: Conversation, speaker: str, text: str) -> dict[str, str]:
+        """The text as the event log may keep it: redacted, or nothing without consent or with COPILOT_TRANSCRIPT=none.
+        A number read out over several final snippets is redacted in each: the state keeps how many digits are
+        still open at the end of this speaker's last snippet, never the digits."""
+        logged, conv.open_digits[speaker] = redact_snippet(text, conv.open_digits.get(speaker, 0))
         if not conv.consent or self.transcript == "none":
             return {}
-        return {"text": redact(text)}
+        return {"text": logged}
 
     def _suggest(self, conv: Conversation, stage: str, cues: list[str], embedding) -> list[Suggestion]:
-        request = Request(embedding, cues, conv.channel, stage, frozenset(conv.shown), k=2, counts=dict(conv.counts))
-        suggestions = self.library.suggest(conv.tenant, request)
-        if conv.experiment:
-            variant = self._variant(conv)
-            if variant is not None and variant.phrasings is not None:
-                suggestions = [s for s in suggestions if s.id in variant.phrasings]
-        return suggestions
+        """Suggestions for this turn; any failure here costs only the suggestion, never the snippet's counts, its
+        log line or its alerts, which commit in the same change."""
+        try:
+            request = Request(embedding, cues, conv.channel, stage, frozenset(conv.shown), k=2,
+                              counts=dict(conv.counts))
+            suggestions = self.library.suggest(conv.tenant, request)
+            if conv.experiment:
+                variant = self._variant(conv)
+                if variant is not None and variant.phrasings is not None:
+                    suggestions = [s for s in suggestions if s.id in variant.phrasings]
+            return suggestions
+        except Exception:  # noqa: BLE001 - degrade the suggestion, keep the snippet
+            log.exception("suggestions failed for %s/%s; the snippet is kept without them", conv.tenant, conv.id)
+            self.metrics.errors.labels("suggestion_failed").inc()
+            return []
 
     def _variant(self, conv: Conversation):
         data = self.library.store.experiments(conv.tenant).get(conv.experiment[0])
         return parse_experiment(data).variant(conv.experiment[1]) if data else None
+
+    def _quietly(self, what: str, work: Callable[[], None]) -> None:
+        """Bookkeeping after a change has committed (usage counts, experiment outcomes): a failure is logged and
+        counted, never turned into an error for an event that has already been applied."""
+        try:
+            work()
+        except Exception:  # noqa: BLE001 - the event is applied; its acknowledgment must say so
+            log.exception("%s failed after the change was applied", what)
+            self.metrics.errors.labels("bookkeeping_failed").inc()
+
+    @staticmethod
+    def _open(who: Identity, conv: Conversation) -> Conversation:
+        """The conversation, if this identity may act on it; another agent's looks unknown."""
+        if not conv.open_to(who.agent, who.role):
+            raise UnknownConversation(f"no conversation {conv.id}; start it first")
+        return conv
 
     def _push(self, conv: Conversation, suggestions: list[Suggestion], now: float) -> dict[str, Any] | None:
         if not suggestions:
@@ -95,23 +126,29 @@ class CopilotService:
     def start(self, who: Identity, payload: Any) -> Reply:
         data = validate("conversation.start", payload, self.max_text_chars)
         conv = Conversation(id=data["conversation_id"], tenant=who.tenant, agent=who.agent, channel=data["channel"],
-                            queue=data.get("queue", ""), customer_ref=data.get("customer_ref", ""),
+                            queue=redact(data.get("queue", "")), customer_ref=redact(data.get("customer_ref", "")),
                             locale=data.get("locale", "en"), consent=data.get("consent", True), started_at=time.time())
-        for experiment in self.library.store.experiments(who.tenant).values():
+        self._quietly("experiment assignment", partial(self._assign, conv))
+        self.store.create(conv, [self._event(conv, "conversation.start", consent=conv.consent,
+                                             experiment=conv.experiment)])
+        if conv.experiment:
+            self._quietly("exposure log", partial(self.library.store.log_exposure, who.tenant, conv.experiment[0],
+                                                  conv.experiment[1], conv.id))
+        self.metrics.conversations.inc()
+        return Reply({"ok": True, "conversation_id": conv.id, "experiment": conv.experiment, "guidance": conv.guidance},
+                     room(who.tenant, conv.id))
+
+    def _assign(self, conv: Conversation) -> None:
+        """Put a new conversation in the first active experiment that takes its queue (a broken definition is
+        skipped: the conversation then runs with guidance, outside any experiment)."""
+        for experiment in self.library.store.experiments(conv.tenant).values():
             if experiment.get("active", True):
                 parsed = parse_experiment(experiment)
                 variant = assign(parsed, conv.queue)
                 if variant is not None:
                     conv.experiment = [parsed.id, variant]
                     conv.guidance = parsed.variant(variant).guidance
-                    break
-        self.store.create(conv, [self._event(conv, "conversation.start", consent=conv.consent,
-                                             experiment=conv.experiment)])
-        if conv.experiment:
-            self.library.store.log_exposure(who.tenant, conv.experiment[0], conv.experiment[1], conv.id)
-        self.metrics.conversations.inc()
-        return Reply({"ok": True, "conversation_id": conv.id, "experiment": conv.experiment, "guidance": conv.guidance},
-                     room(who.tenant, conv.id))
+                    return
 
     def snippet(self, who: Identity, payload: Any) -> Reply:
         started = time.perf_counter()
@@ -133,6 +170,7 @@ class CopilotService:
         now = time.time()
 
         def change(conv: Conversation):
+            self._open(who, conv)
             out = engine.on_customer(conv, sid, text, final, cues, emotions, now, self.cooldown_s)
             push = None
             if out.suggest_stage and analysis is not None:
@@ -146,7 +184,8 @@ class CopilotService:
                 events.append(self._event(conv, "transcript.snippet", snippet_id=sid, speaker="customer",
                                           cues=[c.cue for c in cues], triage_level=conv.triage_level,
                                           suggestions=[s["id"] for s in push["suggestions"]] if push else [],
-                                          alerts=[a["kind"] for a in out.alerts], **self._text_for_log(conv, text)))
+                                          alerts=[a["kind"] for a in out.alerts],
+                                          **self._text_for_log(conv, "customer", text)))
             return (out, push, note, (conv.queue, conv.channel)), events
 
         out, push, note, where = self.store.update(who.tenant, cid, change)
@@ -162,19 +201,21 @@ class CopilotService:
         if note:
             reply.emits.append(("handoff.note", {"conversation_id": cid, "note": note, "reason": "escalation"}))
         if push:
-            reply.then.append(partial(self._count_shown, who.tenant, where, push))
+            reply.then.append(partial(self._quietly, "usage count", partial(self._count_shown, who.tenant, where, push)))
         return reply
 
     def _agent_snippet(self, who: Identity, cid: str, sid: str, text: str, final: bool) -> Reply:
         now = time.time()
 
         def change(conv: Conversation):
+            self._open(who, conv)
             out = engine.on_agent(conv, sid, text, final, now)
             events = []
             if final and not out.duplicate:
                 events.append(self._event(conv, "transcript.snippet", snippet_id=sid, speaker="agent",
                                           behaviours=engine.agent_behaviours(text),
-                                          alerts=[a["kind"] for a in out.alerts], **self._text_for_log(conv, text)))
+                                          alerts=[a["kind"] for a in out.alerts],
+                                          **self._text_for_log(conv, "agent", text)))
             return out, events
 
         out = self.store.update(who.tenant, cid, change)
@@ -184,7 +225,7 @@ class CopilotService:
 
     def mode(self, who: Identity, payload: Any) -> Reply:
         data = validate("conversation.mode", payload, self.max_text_chars)
-        conv = self.store.get(who.tenant, data["conversation_id"])
+        conv = self._open(who, self.store.get(who.tenant, data["conversation_id"]))
         query = None
         if conv.mode == "verification" and data["mode"] != "verification" and conv.verification_seen_negative:
             names = " ".join(sorted(conv.counts, key=lambda c: -conv.counts[c])).replace("_", " ")
@@ -192,6 +233,7 @@ class CopilotService:
         now = time.time()
 
         def change(c: Conversation):
+            self._open(who, c)
             due = engine.set_mode(c, data["mode"])
             push = None
             if due and query is not None and c.guidance:
@@ -203,7 +245,8 @@ class CopilotService:
         reply = Reply({"ok": True, "mode": data["mode"]}, room(who.tenant, data["conversation_id"]))
         if push:
             reply.emits.append(("suggestion.push", push))
-            reply.then.append(partial(self._count_shown, who.tenant, (conv.queue, conv.channel), push))
+            reply.then.append(partial(self._quietly, "usage count",
+                                      partial(self._count_shown, who.tenant, (conv.queue, conv.channel), push)))
         return reply
 
     def feedback(self, who: Identity, payload: Any) -> Reply:
@@ -211,6 +254,7 @@ class CopilotService:
         sid, action = data["suggestion_id"], data["action"]
 
         def change(c: Conversation):
+            self._open(who, c)
             try:
                 engine.record_feedback(c, sid, action)
             except KeyError:
@@ -218,26 +262,33 @@ class CopilotService:
             return c, [self._event(c, "suggestion.feedback", suggestion_id=sid, action=action)]
 
         conv = self.store.update(who.tenant, data["conversation_id"], change)
-        try:
-            cues = self.library.get(who.tenant, sid).cues
-        except CopilotError:
-            cues = ("",)
-        cue = next((c for c in cues if c in conv.counts), cues[0])
-        self.library.store.count_usage(who.tenant, sid, action, cue, conv.queue, conv.channel)
+        self._quietly("usage count", partial(self._count_feedback, who.tenant, conv, sid, action))
         self.metrics.suggestions.labels(action).inc()
         return Reply({"ok": True, "suggestion_id": sid, "action": action}, room(who.tenant, data["conversation_id"]))
 
+    def _count_feedback(self, tenant: str, conv: Conversation, sid: str, action: str) -> None:
+        try:
+            cues = self.library.get(tenant, sid).cues
+        except CopilotError:
+            cues = ("",)
+        cue = next((c for c in cues if c in conv.counts), cues[0])
+        self.library.store.count_usage(tenant, sid, action, cue, conv.queue, conv.channel)
+
     def transfer(self, who: Identity, payload: Any) -> Reply:
         data = validate("conversation.transfer", payload, self.max_text_chars)
+        to_queue, to_agent = redact(data.get("to_queue", "")), data.get("to_agent", "")
 
         def change(c: Conversation):
-            c.transfers.append(data.get("to_queue", ""))
+            self._open(who, c)
+            c.transfers = (c.transfers + [to_queue])[-engine.MAX_TRANSFERS:]
+            if to_agent and to_agent != c.agent and to_agent not in c.agents:
+                c.agents = (c.agents + [to_agent])[-engine.MAX_AGENTS:]
             note = engine.handoff_note(c)
-            return note, [self._event(c, "conversation.transfer", to_queue=data.get("to_queue", ""), note=note)]
+            return note, [self._event(c, "conversation.transfer", to_queue=to_queue, to_agent=to_agent, note=note)]
 
         note = self.store.update(who.tenant, data["conversation_id"], change)
         payload_out = {"conversation_id": data["conversation_id"], "note": note, "reason": "transfer",
-                       "to_queue": data.get("to_queue", "")}
+                       "to_queue": to_queue}
         return Reply({"ok": True, "note": note}, room(who.tenant, data["conversation_id"]),
                      [("handoff.note", payload_out)])
 
@@ -245,6 +296,7 @@ class CopilotService:
         data = validate("conversation.end", payload, self.max_text_chars)
 
         def change(c: Conversation):
+            self._open(who, c)
             if c.ended_at is not None:
                 return engine.summary(c), []
             c.ended_at = time.time()
@@ -255,9 +307,10 @@ class CopilotService:
         result = self.store.update(who.tenant, data["conversation_id"], change)
         if result.get("experiment"):
             exp_id, variant = result["experiment"]
-            self.library.store.record_outcome(who.tenant, exp_id, variant, data["conversation_id"], {
-                "shown": len(result["suggestions"]["shown"]), "used": len(result["suggestions"]["used"]),
-                "negative": result["negative_episodes"], "resolved": result["resolved"]})
+            self._quietly("experiment outcome", partial(
+                self.library.store.record_outcome, who.tenant, exp_id, variant, data["conversation_id"], {
+                    "shown": len(result["suggestions"]["shown"]), "used": len(result["suggestions"]["used"]),
+                    "negative": result["negative_episodes"], "resolved": result["resolved"]}))
         if result["emotional_resolution_rate"] is not None:
             self.metrics.resolution.observe(result["emotional_resolution_rate"])
         return Reply({"ok": True, "summary": result}, room(who.tenant, data["conversation_id"]),
@@ -266,7 +319,7 @@ class CopilotService:
     def join(self, who: Identity, payload: Any) -> Reply:
         """Resume a conversation after a reconnect (on any worker): rejoin its room and get its state back."""
         data = validate("conversation.join", payload, self.max_text_chars)
-        conv = self.store.get(who.tenant, data["conversation_id"])
+        conv = self._open(who, self.store.get(who.tenant, data["conversation_id"]))
         screen = []
         for pid in conv.on_screen:
             try:

@@ -203,3 +203,40 @@ def test_summary_lists_the_alerts_sent_and_nothing_else():
     engine.on_agent(c, "a1", "One moment.", True, 2.0)
     engine.on_agent(c, "a2", "Still checking.", True, 3.0)
     assert engine.summary(c)["alerts"] == ["crisis", "unacknowledged", "unacknowledged"]
+
+
+def test_alerts_stay_bounded_however_long_the_tone_keeps_swinging():
+    c = conv()
+    for i in range(400):
+        customer(c, f"s{i}", [], ANGRY if i % 2 else HAPPY)
+    assert len(c.alerts) <= engine.MAX_TONE_SHIFTS
+    out = customer(c, "crisis", [cue("crisis")])
+    assert "crisis" in [a["kind"] for a in out.alerts]
+
+
+def test_a_conversation_is_open_to_its_agent_a_transferee_and_leads_only():
+    c = conv(agents=["b2"])
+    assert c.open_to("a1", "agent") and c.open_to("b2", "agent")
+    assert c.open_to("x9", "lead") and c.open_to("x9", "admin")
+    assert not c.open_to("x9", "agent")
+
+
+def test_state_saved_before_a_field_existed_still_loads():
+    data = conv().as_dict()
+    data.pop("agents")
+    data["retired_field"] = 1
+    assert Conversation.from_dict(data).agents == []
+
+
+def test_shown_phrasings_are_capped():
+    c = conv()
+    for i in range(engine.MAX_SHOWN + 50):
+        engine.record_push(c, [f"p{i}"], float(i))
+    assert len(c.shown) == engine.MAX_SHOWN and c.shown[-1] == f"p{engine.MAX_SHOWN + 49}"
+
+
+def test_evidence_kept_in_state_holds_no_card_digits():
+    c = conv()
+    text = "I already gave you my card 4111 1111 1111 1111 twice"
+    customer(c, "s1", [CueSeen("repeat_contact", 0.9, ((27, 31), (32, 36)))], text=text)
+    assert c.evidence["repeat_contact"] and not any(ch.isdigit() for ws in c.evidence.values() for w in ws for ch in w)
