@@ -19,6 +19,7 @@ def reply(description: str, schema: dict | None = None, content_type: str = "app
 ERRORS = {
     "400": reply("Malformed request", ref("Error")), "401": reply("Missing, forged or expired token", ref("Error")),
     "403": reply("The token's role may not do this", ref("Error")), "404": reply("Not found", ref("Error")),
+    "409": reply("Conflicts with the tenant's limits or a running experiment", ref("Error")),
     "413": reply("Body too large", ref("Error")), "422": reply("Validation failed", ref("Error")),
 }
 
@@ -62,9 +63,9 @@ def document() -> dict:
             "/api/v1/openapi.json": {"get": op("This document", reply("OpenAPI document", {"type": "object"}),
                                                errors=(), auth=False)},
             "/api/v1/cues": {"post": op(
-                "Cues, spans and emotions of one text", reply("Analysis", ref("Analysis")), auth=False,
+                "Cues, spans and emotions of one text", reply("Analysis", ref("Analysis")),
                 body={"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
-                errors=("400", "413"))},
+                errors=("400", "401", "413"))},
             "/api/v1/phrasings": {
                 "get": op("List or search phrasings", reply("Phrasings", ref("PhrasingList")), params=[
                     query("q", {"type": "string", "maxLength": 500}, "search by meaning"),
@@ -73,7 +74,7 @@ def document() -> dict:
                     query("stage", {"type": "string", "enum": list(STAGES)}),
                     query("channel", {"type": "string", "enum": list(CHANNELS)})]),
                 "post": op("Create a phrasing (always as a draft)", reply("Created", PHRASING_REPLY),
-                           body=ref("PhrasingInput"), status="201", errors=("400", "401", "403", "422"))},
+                           body=ref("PhrasingInput"), status="201", errors=("400", "401", "403", "409", "422"))},
             "/api/v1/phrasings/{phrasing_id}": {
                 "parameters": [PATH_ID],
                 "get": op("One phrasing", reply("Phrasing", PHRASING_REPLY), errors=("401", "404")),
@@ -98,7 +99,8 @@ def document() -> dict:
                                             body=ref("PhrasingInput"), errors=("400", "401", "403", "422"))},
             "/api/v1/phrasings/import": {"post": op(
                 "Bulk import, all or nothing", reply("Imported", ref("ImportReport")), params=[FORMAT],
-                body={"type": "string"}, body_type="application/yaml", errors=("400", "401", "403", "413", "422"))},
+                body={"type": "string"}, body_type="application/yaml",
+                errors=("400", "401", "403", "409", "413", "422"))},
             "/api/v1/phrasings/export": {"get": op(
                 "Export the library", reply("File", {"type": "string"}, "application/yaml"),
                 params=[FORMAT, query("status", {"type": "string", "enum": list(STATUSES)})])},
@@ -114,7 +116,7 @@ def document() -> dict:
             "/api/v1/experiments": {
                 "get": op("List experiments", reply("Experiments", {"type": "object"})),
                 "post": op("Define an experiment", reply("Defined", {"type": "object"}), body=ref("Experiment"),
-                           status="201", errors=("400", "401", "403"))},
+                           status="201", errors=("400", "401", "403", "409", "413"))},
             "/api/v1/experiments/{experiment_id}/report": {
                 "parameters": [{"name": "experiment_id", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "get": op("Per-variant rates with 95% intervals", reply("Report", {"type": "object"}),

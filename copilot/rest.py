@@ -1,10 +1,14 @@
 """REST transport: health, readiness, one-off cue analysis, and the app-wide JSON error handlers."""
 from __future__ import annotations
 
+from functools import partial
+
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from copilot.errors import CopilotError, InvalidPayload, TextTooLong, error_body
+from copilot.security import bearer
+from copilot.store import redis_policy
 
 api = Blueprint("api", __name__)
 
@@ -38,12 +42,18 @@ def readyz():
               "library_store": library.store.ping(),
               "conversation_store": current_app.extensions["copilot.service"].store.ping()}
     server = current_app.extensions["socketio"].async_mode  # gevent as served; threading only in tests' own process
-    return jsonify({"ok": all(checks.values()), "checks": checks, "server": server}), 200 if all(checks.values()) else 503
+    body = {"ok": all(checks.values()), "checks": checks, "server": server}
+    store = current_app.extensions["copilot.service"].store
+    if hasattr(store, "redis"):  # a policy that may evict keys could drop the library or live conversations
+        body["redis"] = redis_policy(store.redis)
+    return jsonify(body), 200 if body["ok"] else 503
 
 
 @api.post("/api/v1/cues")
 def analyse_text():
-    """Cues, spans and emotions for one text: {"text": "..."}."""
+    """Cues, spans and emotions for one text: {"text": "..."}; any role's token. The analysis runs off the
+    event loop, so a long text holds up no one's live snippets."""
+    current_app.extensions["copilot.tokens"].verify(bearer(request.headers.get("Authorization")))
     payload = request.get_json(silent=True)
     if not isinstance(payload, dict) or not isinstance(payload.get("text"), str):
         raise InvalidPayload("body must be a JSON object with a string field 'text'")
@@ -51,7 +61,8 @@ def analyse_text():
     limit = current_app.config["COPILOT_SETTINGS"].max_text_chars
     if len(text) > limit:
         raise TextTooLong(f"text is {len(text)} characters; the limit is {limit}")
-    analysis = current_app.extensions["copilot.detector"].analyse(text)
+    detector = current_app.extensions["copilot.detector"]
+    analysis = current_app.extensions["copilot.off_loop"](partial(detector.analyse, text, here=True))
     return jsonify({"ok": True, "cues": [h.as_dict() for h in analysis.cues],
                     "emotions": {k: round(v, 4) for k, v in analysis.emotions.items()}})
 

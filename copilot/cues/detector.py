@@ -16,6 +16,7 @@ import numpy as np
 
 from copilot.cues import lexicon
 from copilot.cues.taxonomy import CONVERSATION_CUES, EMOTION_CUES, Analysis, CueHit, Span, order_hits
+from copilot.text import normalise
 
 # In customer service a plain question is not confusion, and the model mixes up sadness and disappointment:
 # these cues fire only with our words as evidence. Chosen on the customer-service dev set
@@ -30,6 +31,7 @@ class Encoder(Protocol):
     labels: list[str]
 
     def encode(self, texts: list[str]): ...
+    def encode_here(self, texts: list[str]): ...
     def start(self, texts: list[str]): ...
 
 
@@ -76,19 +78,26 @@ class CueDetector:
         self.thresholds = thresholds
         self.occlusion = occlusion
 
-    def analyse(self, text: str, explain: bool = True) -> Analysis:
+    def analyse(self, text: str, explain: bool = True, here: bool = False) -> Analysis:
         """Cues, emotions and embedding for one text (explain=False skips occlusion, for interim snippets)."""
-        return self.analyse_many([text], explain)[0]
+        return self.analyse_many([text], explain, here)[0]
 
-    def analyse_many(self, texts: list[str], explain: bool = True) -> list[Analysis]:
+    def analyse_many(self, texts: list[str], explain: bool = True, here: bool = False) -> list[Analysis]:
         """Cues, emotions and embeddings for a batch of texts, in one forward pass. The phrase detectors run
-        while the pass does, when the model has an executor."""
-        waiting = self.model.start(list(texts))
-        scans = [lexicon.scan(text) for text in texts]
-        encoded = waiting()
+        while the pass does, when the model has an executor; here=True runs every pass on the calling thread
+        (for a caller that is already off the event loop). Model and rules read each text's normal form; the
+        spans point into the text as given."""
+        normals = [normalise(text) for text in texts]
+        if here:
+            encoded = self.model.encode_here([n.text for n in normals])
+        else:
+            waiting = self.model.start([n.text for n in normals])
+        scans = [lexicon.scan(text, normal) for text, normal in zip(texts, normals)]
+        if not here:
+            encoded = waiting()
         scores = cue_scores(encoded.emotions, self.model.labels)
         results = []
-        for row, (text, found) in enumerate(zip(texts, scans)):
+        for row, (text, normal, found) in enumerate(zip(texts, normals, scans)):
             evidence = found.spans
             hits = [CueHit(cue, 1.0, tuple(evidence[cue])) for cue in CONVERSATION_CUES if cue in evidence]
             for cue in EMOTION_CUES:
@@ -99,13 +108,13 @@ class CueDetector:
                 if fires(score, self.thresholds.cues[cue], bool(spans), self.thresholds.support,
                          cue in found.explicit):
                     if not spans and self.occlusion and explain:
-                        spans = self.occlude(text, cue, score)
+                        spans = normal.spans(self.occlude(normal.text, cue, score, here))
                     hits.append(CueHit(cue, score, tuple(spans)))
             emotions = {label: float(p) for label, p in zip(self.model.labels, encoded.emotions[row])}
             results.append(Analysis(text, order_hits(hits), emotions, encoded.embeddings[row]))
         return results
 
-    def occlude(self, text: str, cue: str, score: float) -> list[Span]:
+    def occlude(self, text: str, cue: str, score: float, here: bool = False) -> list[Span]:
         """Spans of the one or two word windows whose removal lowers the cue's score most, in one batched pass of
         at most OCCLUSION_VARIANTS texts (single words for short texts, wider windows for long ones)."""
         words = [(m.start(), m.end()) for m in lexicon.WORD.finditer(text)]
@@ -114,7 +123,7 @@ class CueDetector:
         size = -(-len(words) // OCCLUSION_VARIANTS)
         windows = [(words[i][0], words[min(i + size, len(words)) - 1][1]) for i in range(0, len(words), size)]
         variants = [text[:s] + text[e:] for s, e in windows]
-        encoded = self.model.encode(variants)
+        encoded = self.model.encode_here(variants) if here else self.model.encode(variants)
         drops = score - cue_scores(encoded.emotions, self.model.labels)[cue]
         order = np.argsort(-drops)
         best = float(drops[order[0]])

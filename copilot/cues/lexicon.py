@@ -7,9 +7,11 @@ clause with no new subject in between, so "if it isn't fixed I will cancel" stil
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
 from copilot.cues.taxonomy import Span
+from copilot.text import Normalised, normalise
 
 # Patterns per cue, matched case-insensitively on word boundaries. Prefixes:
 #   "!"  negation does not cancel the match (the phrase is itself the evidence: "still not fixed");
@@ -273,23 +275,37 @@ def split_top_level(pattern: str) -> list[str]:
 RULES = _compile()
 
 
-def normalise_quotes(text: str) -> str:
-    """Replace curly apostrophes with straight ones, keeping every character's position."""
-    return text.replace("\u2019", "'").replace("\u2018", "'")
+class Clauses:
+    """The clause breaks and words of one text, found once, so that each negation check is a bisect and a look
+    at the four words before a match instead of a rescan from the start of the text."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.breaks = [brk.end() for brk in CLAUSE_BREAK.finditer(text)]
+        words = [(w.start(), w.end()) for w in WORD.finditer(text)]
+        self.word_starts = [s for s, _ in words]
+        self.word_ends = [e for _, e in words]
+
+    def negated(self, start: int) -> bool:
+        """Whether a negator governs the words starting at `start` (same clause, at most four words before)."""
+        at = bisect_right(self.breaks, start)
+        clause_start = self.breaks[at - 1] if at else 0
+        first = bisect_right(self.word_ends, clause_start)  # the first word that ends inside the clause
+        last = bisect_left(self.word_starts, start)  # one past the last word that starts before `start`
+        for i in range(last - 1, max(first, last - NEGATION_REACH) - 1, -1):
+            # A word cut by the clause start or by `start` counts by its part inside, as a rescan of the
+            # clause alone would read it.
+            word = self.text[max(self.word_starts[i], clause_start):min(self.word_ends[i], start)].lower()
+            if word in NEGATORS or word.endswith("n't"):
+                return True
+            if word in SUBJECTS:
+                return False
+        return False
 
 
 def is_negated(text: str, start: int) -> bool:
     """Whether a negator governs the words starting at `start` (same clause, at most four words before)."""
-    clause_start = 0
-    for brk in CLAUSE_BREAK.finditer(text, 0, start):
-        clause_start = brk.end()
-    words = [w.lower() for w in WORD.findall(text[clause_start:start])][-NEGATION_REACH:]
-    for word in reversed(words):
-        if word in NEGATORS or word.endswith("n't"):
-            return True
-        if word in SUBJECTS:
-            return False
-    return False
+    return Clauses(text).negated(start)
 
 
 @dataclass(frozen=True)
@@ -303,23 +319,33 @@ class Evidence:
     sarcasm: bool = False
 
 
-def scan(text: str) -> Evidence:
-    """Every pattern match per cue, negated matches dropped, overlaps merged; sarcasm folded into frustration."""
-    clean = normalise_quotes(text)
+def scan(text: str, normal: Normalised | None = None) -> Evidence:
+    """Every pattern match per cue, negated matches dropped, overlaps merged; sarcasm folded into frustration.
+    The rules read the normal form of the text (`normal`, when the caller has it already); the spans point
+    into `text`. Where the text holds invisible characters, both readings count, dropped ("ki\u200bll") and
+    as spaces ("kill\u200bmyself"), except that a match negated in one reading is negated in both
+    ("it's\u200bnot urgent")."""
+    normal = normal or normalise(text)
+    readings = [normal, normalise(text, invisible_as_space=True)] if normal.invisible else [normal]
+    matches = [match for reading in readings for match in _matches(reading)]
+    cancelled: dict[int, list[Span]] = {}
+    if len(readings) > 1:
+        for number, span, was_negated in matches:
+            if was_negated:
+                cancelled.setdefault(number, []).append(span)
+        cancelled = {number: merge_spans(spans) for number, spans in cancelled.items()}
     found: dict[str, list[Span]] = {}
     explicit: set[str] = set()
     negated: set[str] = set()
-    for rule in RULES:
-        for match in rule.regex.finditer(clean):
-            if match.end() == match.start():
-                continue
-            if rule.negatable and is_negated(clean, match.start()):
-                if rule.explicit:
-                    negated.add(rule.cue)
-                continue
-            found.setdefault(rule.cue, []).append((match.start(), match.end()))
+    for number, span, was_negated in matches:
+        rule = RULES[number]
+        if was_negated or (number in cancelled and overlaps(cancelled[number], span)):
             if rule.explicit:
-                explicit.add(rule.cue)
+                negated.add(rule.cue)
+            continue
+        found.setdefault(rule.cue, []).append(span)
+        if rule.explicit:
+            explicit.add(rule.cue)
     sarcasm = found.pop("_sarcasm", None)
     if sarcasm:
         found["frustration"] = found.get("frustration", []) + sarcasm
@@ -329,6 +355,27 @@ def scan(text: str) -> Evidence:
     explicit.discard("_sarcasm")
     return Evidence({cue: merge_spans(spans) for cue, spans in found.items()}, frozenset(explicit),
                     frozenset(negated - set(found)), bool(sarcasm))
+
+
+def _matches(reading: Normalised) -> list[tuple[int, Span, bool]]:
+    """(rule number, span in the original text, negated) for every match of every rule in one reading."""
+    text, clauses, out = reading.text, None, []
+    for number, rule in enumerate(RULES):
+        for match in rule.regex.finditer(text):
+            if match.end() == match.start():
+                continue
+            was_negated = False
+            if rule.negatable:
+                clauses = clauses or Clauses(text)
+                was_negated = clauses.negated(match.start())
+            out.append((number, reading.span(match.start(), match.end()), was_negated))
+    return out
+
+
+def overlaps(spans: list[Span], span: Span) -> bool:
+    """Whether span overlaps any of the sorted, disjoint spans."""
+    at = bisect_left(spans, (span[1],))  # the first that starts at or after span's end
+    return at > 0 and spans[at - 1][1] > span[0]
 
 
 def find_spans(text: str) -> dict[str, list[Span]]:

@@ -2,12 +2,17 @@
 import pytest
 
 from copilot import create_app
+from copilot.security import Tokens
 from copilot.settings import Settings
+from tests.conftest import TEST_SECRET
 
 
 @pytest.fixture(scope="module")
-def client():
-    return create_app(Settings(max_text_chars=200)).test_client()
+def client(tmp_path_factory):
+    app = create_app(Settings(max_text_chars=200, secret=TEST_SECRET, instance_dir=tmp_path_factory.mktemp("instance")))
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = "Bearer " + Tokens(TEST_SECRET).issue("acme", "agent", "amy")
+    return client
 
 
 def test_health_and_readiness_answer_ok(client):

@@ -16,16 +16,22 @@ class KeywordEncoder:
     def __init__(self, base=0.05):
         self.base = base
         self.calls = 0
+        self.seen: list[str] = []
+        self.started = 0
 
     def encode(self, texts):
         self.calls += 1
+        self.seen.extend(texts)
         probs = np.full((len(texts), len(LABELS)), self.base, dtype=np.float32)
         for row, text in enumerate(texts):
             if "grr" in text:
                 probs[row, LABELS.index("annoyance")] = 0.9
         return Encoded(probs, np.zeros((len(texts), 384), dtype=np.float32))
 
+    encode_here = encode
+
     def start(self, texts):
+        self.started += 1
         result = self.encode(texts)
         return lambda: result
 
@@ -90,3 +96,25 @@ def test_a_batch_gives_one_analysis_per_text_in_order():
     texts = ["grr", "thank you so much", "fine"]
     analyses = CueDetector(KeywordEncoder(), THRESHOLDS).analyse_many(texts)
     assert [a.text for a in analyses] == texts
+
+
+def test_the_model_reads_the_normal_form_and_occlusion_spans_point_into_the_original():
+    encoder = KeywordEncoder()
+    text = "well&nbsp;&nbsp;g\u200brr\tagain"
+    hit = CueDetector(encoder, THRESHOLDS).analyse(text).cue("frustration")
+    assert encoder.seen[0] == "well grr again"
+    assert [text[s:e] for s, e in hit.spans] == ["g\u200brr"]
+
+
+def test_analysis_here_runs_every_pass_on_the_calling_thread():
+    encoder = KeywordEncoder()
+    analysis = CueDetector(encoder, THRESHOLDS).analyse("well grr again", here=True)
+    assert analysis.cue("frustration").spans and encoder.calls == 2 and encoder.started == 0
+
+
+def test_phrase_spans_in_a_batch_point_into_each_original_text():
+    texts = ["I want to cancel\u00a0\u00a0my contract", "I just want to kill&nbsp;myself", "fine"]
+    analyses = CueDetector(KeywordEncoder(), THRESHOLDS).analyse_many(texts)
+    assert [texts[0][s:e] for s, e in analyses[0].cue("churn_risk").spans] == ["want to cancel\u00a0\u00a0my contract"]
+    assert [texts[1][s:e] for s, e in analyses[1].cue("crisis").spans] == ["kill&nbsp;myself"]
+    assert [a.text for a in analyses] == texts and analyses[2].cues == ()

@@ -1,9 +1,12 @@
 """The explainable phrase detectors: what fires, what negation cancels, and where the spans fall."""
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from copilot.cues.lexicon import find_spans, is_negated, merge_spans
+from copilot.cues import lexicon
+from copilot.cues.lexicon import Clauses, find_spans, is_negated, merge_spans, scan
 
 
 def words(text: str, cue: str) -> list[str]:
@@ -84,3 +87,59 @@ def test_spans_always_lie_inside_the_text(text):
     for spans in find_spans(text).values():
         for start, end in spans:
             assert 0 <= start < end <= len(text)
+
+
+def rescanned_negation(text: str, start: int) -> bool:
+    """The negation rule as first written: a rescan of the text up to `start` for every match."""
+    clause_start = 0
+    for brk in lexicon.CLAUSE_BREAK.finditer(text, 0, start):
+        clause_start = brk.end()
+    words = [w.lower() for w in lexicon.WORD.findall(text[clause_start:start])][-lexicon.NEGATION_REACH:]
+    for word in reversed(words):
+        if word in lexicon.NEGATORS or word.endswith("n't"):
+            return True
+        if word in lexicon.SUBJECTS:
+            return False
+    return False
+
+
+NEGATION_TEXT = st.lists(st.sampled_from(["not", "no", "don't", "isn't", "I", "it", "but", "however", "cancel",
+                                          "my", "account", "manager", "though", ",", ".", "\n", "'", "won't",
+                                          "butter", "I'll", "x"]), max_size=40).map(" ".join)
+
+
+@given(NEGATION_TEXT, st.data())
+def test_precomputed_clauses_give_the_same_verdict_as_a_rescan(text, data):
+    starts = [m.start() for m in re.finditer(r"(?<![\w'])\S", text)] or [0]
+    clauses = Clauses(text)
+    for start in data.draw(st.lists(st.sampled_from(starts), max_size=10)):
+        assert clauses.negated(start) == rescanned_negation(text, start), (text, start)
+
+
+@pytest.mark.parametrize("text, cue, words", [
+    ("this is the third  time I've called", "repeat_contact", ["third  time"]),
+    ("I want to speak\tto a manager", "escalation_request", ["want to speak\tto a manager"]),
+    ("I want to cancel\u00a0my contract", "churn_risk", ["want to cancel\u00a0my contract"]),
+    ("I need this sorted asap&nbsp;please", "urgency", ["asap"]),
+    ("you're a use\u200bless idiot", "abuse", ["you're a use\u200bless", "idiot"]),
+    ("my husband passed\u200baway", "crisis", ["my husband passed"]),
+    ("\uff49\u2019\uff4d \uff53\uff4f \uff46\uff55\uff52\uff49\uff4f\uff55\uff53", "frustration",
+     ["\uff46\uff55\uff52\uff49\uff4f\uff55\uff53"]),
+])
+def test_every_cue_survives_whitespace_entities_invisible_and_wide_characters(text, cue, words):
+    assert [text[s:e] for s, e in find_spans(text).get(cue, [])] == words
+
+
+@pytest.mark.parametrize("text, cue", [
+    ("I'm\u00a0not cancelling my account", "churn_risk"),
+    ("I\u2019m not\t\tcancelling my account", "churn_risk"),
+    ("no&nbsp;need for a manager", "escalation_request"),
+    ("it\u2019s\u200bnot urgent", "urgency"),
+])
+def test_negation_reads_the_normal_form_too(text, cue):
+    assert cue not in find_spans(text)
+
+
+def test_both_readings_of_a_zero_width_space_are_tried_and_their_spans_united():
+    text = "I want to kill\u200bmyself and can\u2019t af\u200bford food"
+    assert [text[s:e] for s, e in scan(text).spans["crisis"]] == ["kill\u200bmyself", "can\u2019t af\u200bford food"]
