@@ -311,7 +311,11 @@ def main(argv: list[str] | None = None) -> int:
                           "processor": platform.processor() or platform.machine(), "python": platform.python_version()},
               "floor": floor(), "deployments": []}
     print("floor", report["floor"], flush=True)
-    env = {"COPILOT_SECRET": SECRET, "COPILOT_MODEL_THREADS": "1", "COPILOT_RATE_PER_S": "50", "COPILOT_RATE_BURST": "100"}
+    # Every conversation runs as one agent of one tenant, from one address, all connecting at once: lift the
+    # per-agent limit and the cap on sessions not yet on /copilot to what the sweep's 800 conversations need.
+    env = {"COPILOT_SECRET": SECRET, "COPILOT_MODEL_THREADS": "1", "COPILOT_RATE_PER_S": "50", "COPILOT_RATE_BURST": "100",
+           "COPILOT_AGENT_RATE_PER_S": "2000", "COPILOT_AGENT_RATE_BURST": "4000",
+           "COPILOT_MAX_PENDING_PER_ADDRESS": "4000"}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
 

@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         workdir, out = Path(tmp), Path(tmp) / "server.json"
         server = ServerProcess({"COPILOT_SECRET": SECRET, "COPILOT_INSTANCE_DIR": str(workdir / "instance"),
-                                "COPILOT_RATE_PER_S": "1000", "COPILOT_RATE_BURST": "1000"}, workdir,
+                                "COPILOT_RATE_PER_S": "1000", "COPILOT_RATE_BURST": "1000",
+                                "COPILOT_AGENT_RATE_PER_S": "1000", "COPILOT_AGENT_RATE_BURST": "1000"}, workdir,
                                command=[sys.executable, "-m", "bench.breakdown", "--serve", str(out)])
         try:
             client = asyncio.run(drive(server.url, args.rounds))

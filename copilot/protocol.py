@@ -12,14 +12,16 @@ from typing import Any
 from copilot.conversation import CHANNELS, FEEDBACK, MODES, SPEAKERS
 from copilot.errors import InvalidPayload, TextTooLong
 
-ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+# \Z, not $: `$` also matches before a trailing newline, so "c-1\n" was an id.
+ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}\Z")
+TOKEN = re.compile(r"[A-Za-z0-9_.=-]{1,2048}\Z")  # what itsdangerous' URL-safe serializer writes
 
 
 @dataclass(frozen=True)
 class Field:
     """One payload field: its kind and whether it is required."""
 
-    kind: str  # id, text, bool, number, choice, name
+    kind: str  # id, text, bool, number, choice, name, token
     required: bool = True
     choices: tuple[str, ...] = ()
 
@@ -35,9 +37,11 @@ EVENTS: dict[str, dict[str, Field]] = {
     "conversation.mode": {"conversation_id": Field("id"), "mode": Field("choice", True, MODES)},
     "suggestion.feedback": {"conversation_id": Field("id"), "suggestion_id": Field("id"),
                             "action": Field("choice", True, FEEDBACK)},
-    "conversation.transfer": {"conversation_id": Field("id"), "to_queue": Field("name", False)},
+    "conversation.transfer": {"conversation_id": Field("id"), "to_queue": Field("name", False),
+                              "to_agent": Field("id", False)},
     "conversation.end": {"conversation_id": Field("id")},
     "conversation.join": {"conversation_id": Field("id")},
+    "token.refresh": {"token": Field("token")},
 }
 
 
@@ -62,8 +66,11 @@ def validate(event: str, payload: Any, max_text: int) -> dict[str, Any]:
 def check(name: str, field: Field, value: Any, max_text: int) -> Any:
     """One field's value, checked."""
     if field.kind == "id":
-        if not isinstance(value, str) or not ID.match(value):
+        if not isinstance(value, str) or not ID.fullmatch(value):
             raise InvalidPayload(f"{name} must be 1-128 characters of letters, digits and . _ : @ -")
+    elif field.kind == "token":
+        if not isinstance(value, str) or not TOKEN.fullmatch(value):
+            raise InvalidPayload(f"{name} must be a token the server issued")
     elif field.kind == "name":
         if not isinstance(value, str) or len(value) > 128 or any(ord(ch) < 32 for ch in value):
             raise InvalidPayload(f"{name} must be text of at most 128 characters")

@@ -1,5 +1,6 @@
 """Socket.IO transport, namespace /copilot: authenticate on connect, then thin handlers that validate, call the
-service and emit. Every client event gets an acknowledgment; no error closes the connection.
+service and emit. Every client event gets an acknowledgment; no error closes the connection. Below the namespace,
+the Engine.IO sessions are guarded: JSON packets only, and a deadline and a per-address cap for joining /copilot.
 """
 from __future__ import annotations
 
@@ -14,11 +15,22 @@ from typing import Any
 
 from flask import request
 from flask_socketio import ConnectionRefusedError, SocketIO, join_room, leave_room
+from socketio import packet as sio_packet
 
 from copilot.errors import CopilotError, InvalidPayload, error_body
 from copilot.metrics import Metrics
-from copilot.protocol import EVENTS
-from copilot.security import Identity, TokenBucket, Tokens
+from copilot.protocol import EVENTS, validate
+from copilot.security import (
+    Forbidden,
+    Identity,
+    Lobby,
+    RateLimits,
+    TokenBucket,
+    TokenExpired,
+    Tokens,
+    TooManyPending,
+    take_together,
+)
 from copilot.service import CopilotService, Reply
 
 NAMESPACE = "/copilot"
@@ -26,30 +38,275 @@ log = logging.getLogger("copilot.realtime")
 
 
 class Connections:
-    """Who each live connection is, and its rate limit (connections are sticky to one worker)."""
+    """Who each live connection is, and the rate limits its events spend: its own, its agent's and its tenant's,
+    the last two shared by all their connections to this worker (connections are sticky to one worker)."""
 
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, burst
+    def __init__(self, rate: float = 20, burst: int = 40, agent_rate: float = 40, agent_burst: int = 80,
+                 tenant_rate: float = 2000, tenant_burst: int = 4000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
         self.items: dict[str, tuple[Identity, TokenBucket]] = {}
+        self.agents = RateLimits(agent_rate, agent_burst, "agent", clock)
+        self.tenants = RateLimits(tenant_rate, tenant_burst, "tenant", clock)
         self.lock = threading.Lock()
 
     def add(self, sid: str, identity: Identity) -> None:
         with self.lock:
-            self.items[sid] = (identity, TokenBucket(self.rate, self.burst))
+            self.items[sid] = (identity, TokenBucket(self.rate, self.burst, self.clock))
 
     def remove(self, sid: str) -> None:
         with self.lock:
             self.items.pop(sid, None)
 
-    def admit(self, sid: str) -> Identity:
-        """The identity of a connection that may send one more event (or RateLimited)."""
-        identity, bucket = self.items[sid]
+    def refresh(self, sid: str, identity: Identity) -> None:
+        """Carry on with a new token's identity, which must name the same tenant and agent (or Forbidden)."""
         with self.lock:
-            bucket.take()
+            current, bucket = self.items[sid]
+            if (identity.tenant, identity.agent) != (current.tenant, current.agent):
+                raise Forbidden("token.refresh takes a token for the same tenant and agent; connect again "
+                                "to change who you are")
+            self.items[sid] = (identity, bucket)
+
+    def admit(self, sid: str, expired_ok: bool = False) -> Identity:
+        """The identity of a connection that may send one more event; RateLimited, or TokenExpired once the
+        connection's token has run out (the connection stays open for token.refresh)."""
+        with self.lock:
+            identity, bucket = self.items[sid]
+            take_together([bucket, self.agents[identity.tenant, identity.agent], self.tenants[identity.tenant]])
+        if not expired_ok and identity.expired():
+            raise TokenExpired("this connection's token has expired; send token.refresh with a new one")
         return identity
 
     def __len__(self) -> int:
         return len(self.items)
+
+
+class BadPacket(ValueError):
+    """A client's Socket.IO packet that this protocol does not have: binary, malformed, or of a type a client
+    never sends. The session is closed; nothing of it is buffered."""
+
+
+class JsonPacket(sio_packet.Packet):
+    """Socket.IO's packet class (the server's `serializer`), refusing while it decodes what our JSON-only protocol
+    has no use for. Socket.IO itself buffers a binary event's attachments until the count in its header has
+    arrived, with no cap on that count or on their bytes: 9,999,999,999 announced, then 900 KB frames, grew a
+    worker by 850 MB that stayed. BinaryEvents takes binary packets first; this is the backstop."""
+
+    ALLOWED = (sio_packet.CONNECT, sio_packet.DISCONNECT, sio_packet.EVENT, sio_packet.ACK)
+
+    def decode(self, encoded_packet: Any) -> int:
+        if not isinstance(encoded_packet, str):
+            raise BadPacket("binary messages are not part of this protocol (JSON only)")
+        if encoded_packet[:1] in (str(sio_packet.BINARY_EVENT), str(sio_packet.BINARY_ACK)):
+            raise BadPacket("binary events are not part of this protocol (JSON only)")
+        try:
+            attachments = super().decode(encoded_packet)
+        except (ValueError, TypeError) as error:
+            raise BadPacket(f"undecodable packet: {str(error)[:80]}") from None
+        if self.packet_type not in self.ALLOWED or attachments:
+            raise BadPacket(f"a client never sends packet type {self.packet_type!r}")
+        if self.packet_type == sio_packet.EVENT and not (
+                isinstance(self.data, list) and self.data and isinstance(self.data[0], str)):
+            raise BadPacket("an event is a JSON array that starts with the event's name")
+        if self.packet_type == sio_packet.ACK and not isinstance(self.data, list):
+            raise BadPacket("an acknowledgment is a JSON array")
+        return 0
+
+
+BINARY_PAYLOAD = "(binary data)"  # what a binary event's payload becomes; every handler refuses it
+MAX_ATTACHMENTS = 10
+
+
+class BinaryEvents:
+    """Binary events answered without keeping their attachments: each attachment is dropped as it arrives, and
+    the event then reaches its handler with BINARY_PAYLOAD, which gets an invalid_payload acknowledgment. A
+    header announcing more than MAX_ATTACHMENTS, or a binary message that no header announced, is a BadPacket."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, tuple[int, str | None]] = {}  # session -> (attachments still to drop, event)
+
+    def screen(self, eio_sid: str, data: Any) -> str | None:
+        """The text packet Socket.IO should handle for this message, or None when there is none (yet)."""
+        if not isinstance(data, str):
+            left, event = self.pending.pop(eio_sid, (0, None))
+            if left == 0:
+                raise BadPacket("binary messages are not part of this protocol (JSON only)")
+            if left > 1:
+                self.pending[eio_sid] = (left - 1, event)
+                return None
+            return event
+        if eio_sid in self.pending:
+            raise BadPacket("a packet arrived before the binary event's attachments were complete")
+        if data[:1] not in (str(sio_packet.BINARY_EVENT), str(sio_packet.BINARY_ACK)):
+            return data
+        try:
+            header = sio_packet.Packet(encoded_packet=data)
+        except (ValueError, TypeError) as error:
+            raise BadPacket(f"undecodable binary packet: {str(error)[:80]}") from None
+        if header.attachment_count > MAX_ATTACHMENTS:
+            raise BadPacket(f"a binary packet announced {header.attachment_count} attachments; this protocol is "
+                            "JSON only")
+        event = None
+        if header.packet_type == sio_packet.BINARY_EVENT:
+            if not (isinstance(header.data, list) and header.data and isinstance(header.data[0], str)):
+                raise BadPacket("an event is a JSON array that starts with the event's name")
+            event = JsonPacket(sio_packet.EVENT, [header.data[0], BINARY_PAYLOAD], header.namespace,
+                               header.id).encode()
+        if header.attachment_count == 0:
+            return event
+        self.pending[eio_sid] = (header.attachment_count, event)
+        return None
+
+    def forget(self, eio_sid: str) -> None:
+        self.pending.pop(eio_sid, None)
+
+
+class BadInputLog(logging.Filter):
+    """One short line for a client's bad input instead of the traceback Engine.IO logs (0.8 KB a request, which
+    let anyone fill the log): the first at its own level, the rest at INFO, Engine.IO's own habit for bad
+    handshakes. As a filter on Engine.IO's logger it shortens only errors raised while decoding a client's
+    packet; every other error keeps its traceback."""
+
+    DECODERS = (("engineio", "packet.py"), ("engineio", "payload.py"))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = False
+
+    def line(self, what: str, level: int) -> tuple[int, str]:
+        """The level and text for one piece of bad input."""
+        if self.seen:
+            return logging.INFO, f"bad input from a client: {what}"
+        self.seen = True
+        return level, f"bad input from a client: {what} (further bad input is logged at INFO)"
+
+    def report(self, logger: logging.Logger, what: str) -> None:
+        """Log one piece of bad input that the transport caught itself."""
+        logger.log(*self.line(what, logging.WARNING))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.exc_info or not self.from_decoding(record.exc_info[1]):
+            return True
+        error = record.exc_info[1]
+        level, text = self.line(f"{record.getMessage()}: {type(error).__name__}: {str(error)[:80]}", record.levelno)
+        record.msg, record.args, record.exc_info, record.exc_text = text, (), None, None
+        record.levelno, record.levelname = level, logging.getLevelName(level)
+        return logging.getLogger(record.name).isEnabledFor(level)
+
+    @classmethod
+    def from_decoding(cls, error: BaseException | None) -> bool:
+        if isinstance(error, BadPacket):
+            return True
+        if not isinstance(error, (ValueError, TypeError)) or error.__traceback__ is None:
+            return False
+        tb = error.__traceback__
+        while tb.tb_next is not None:
+            tb = tb.tb_next
+        parts = tb.tb_frame.f_code.co_filename.replace("\\", "/").split("/")[-2:]
+        return tuple(parts) in cls.DECODERS
+
+
+def quiet_bad_input(socketio: SocketIO) -> BadInputLog:
+    """This server's Engine.IO logger, with client decoding errors shortened to a line (added once per logger)."""
+    logger = socketio.server.eio.logger
+    for existing in logger.filters:
+        if isinstance(existing, BadInputLog):
+            return existing
+    quiet = BadInputLog()
+    logger.addFilter(quiet)
+    return quiet
+
+
+class JoinDeadline:
+    """Closes the Engine.IO sessions that have stayed in the lobby past its deadline: one task that looks once a
+    second while anyone waits, not a timer per session."""
+
+    def __init__(self, eio: Any, lobby: Lobby, lock: threading.Lock) -> None:
+        self.eio, self.lobby, self.lock = eio, lobby, lock
+        self.task = None
+
+    def wake(self) -> None:
+        """Make sure the task runs (call with the lock held)."""
+        if self.task is None:
+            self.task = self.eio.start_background_task(self._run)
+
+    def _run(self) -> None:
+        while True:
+            self.eio.sleep(min(1.0, self.lobby.deadline_s / 4))
+            with self.lock:
+                overdue = list(self.lobby.overdue())
+                if not overdue and not len(self.lobby):
+                    self.task = None
+                    return
+            for sid in overdue:
+                try:
+                    self.eio.disconnect(sid)
+                except Exception:  # one session's failure must not keep the others open
+                    log.exception("closing session %s past the join deadline failed", sid)
+
+
+def guard_sessions(socketio: SocketIO, lobby: Lobby) -> None:
+    """Guard this server's Engine.IO sessions, below Socket.IO: a session must connect to /copilot within the
+    lobby's deadline, and an address may hold only so many sessions that have not; binary events are answered
+    without buffering (BinaryEvents); a session that sends a packet this protocol lacks is closed. Wraps the
+    Engine.IO handlers Socket.IO registered (Engine.IO's public `on`), keeping each; the addresses are
+    REMOTE_ADDR, which ProxyFix sets behind COPILOT_PROXY_HOPS proxies."""
+    server, eio = socketio.server, socketio.server.eio
+    on_connect, on_message, on_disconnect = (eio.handlers[name] for name in ("connect", "message", "disconnect"))
+    binary = BinaryEvents()
+    lock = threading.Lock()
+    deadline = JoinDeadline(eio, lobby, lock)
+    quiet = quiet_bad_input(socketio)
+    server.copilot_lobby = (lobby, lock, deadline)
+
+    def connect(eio_sid: str, environ: dict) -> Any:
+        with lock:
+            try:
+                lobby.enter(eio_sid, environ.get("REMOTE_ADDR") or "")
+            except TooManyPending as error:
+                return error_body(error)["error"]  # Engine.IO answers 401 with this {code, message} as its body
+            deadline.wake()
+        return on_connect(eio_sid, environ)
+
+    def message(eio_sid: str, data: Any) -> Any:
+        try:
+            with lock:
+                text = binary.screen(eio_sid, data)
+            return None if text is None else on_message(eio_sid, text)
+        except BadPacket as error:
+            quiet.report(log, f"{error}; session closed")
+            eio.disconnect(eio_sid)
+
+    def disconnect(eio_sid: str, reason: Any = None) -> Any:
+        try:
+            return on_disconnect(eio_sid, reason)
+        finally:
+            with lock:
+                lobby.leave(eio_sid)
+                binary.forget(eio_sid)
+
+    eio.on("connect", connect)
+    eio.on("message", message)
+    eio.on("disconnect", disconnect)
+
+
+def joined(socketio: SocketIO, sid: str, on_copilot: bool) -> None:
+    """Take a session out of the lobby when it joins /copilot, and put it back (uncapped, with a new deadline)
+    when it leaves /copilot but keeps its Engine.IO session."""
+    guard = getattr(socketio.server, "copilot_lobby", None)
+    if guard is None:
+        return
+    lobby, lock, deadline = guard
+    eio_sid = socketio.server.manager.eio_sid_from_sid(sid, NAMESPACE)
+    if eio_sid is None:
+        return
+    with lock:
+        if on_copilot:
+            lobby.leave(eio_sid)
+        elif eio_sid in socketio.server.eio.sockets:
+            lobby.enter(eio_sid, (socketio.server.environ.get(eio_sid) or {}).get("REMOTE_ADDR") or "",
+                        capped=False)
+            deadline.wake()
 
 
 class InlineReader:
@@ -96,6 +353,12 @@ def serve_websockets(socketio: SocketIO, max_bytes: int) -> None:
                     with contextlib.suppress(OSError):  # under gevent the socket is a duplicate: shut both
                         ws.sock.shutdown(socket.SHUT_RDWR)
                     ws.sock.close()
+                    wsgi_input = environ.get("wsgi.input")
+                    rfile = getattr(wsgi_input, "rfile", wsgi_input)  # where simple-websocket found the socket
+                    if ws.mode == "gevent" and hasattr(rfile, "raw"):
+                        # Else gevent's server reads on, and parses what a client sent after a close by the
+                        # server as a new request: a bad-request line and a BrokenPipe traceback in the log.
+                        rfile.close()
 
         @property
         def socket(self) -> socket.socket:
@@ -186,9 +449,8 @@ def share_pings(socketio: SocketIO) -> None:
 
 
 def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metrics: Metrics,
-             rate: float, burst: int) -> Connections:
+             connections: Connections) -> Connections:
     """Attach the /copilot handlers to a SocketIO server."""
-    connections = Connections(rate, burst)
 
     @socketio.on("connect", namespace=NAMESPACE)
     def connect(auth: Any = None) -> None:
@@ -199,11 +461,20 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
             metrics.connections.labels("refused").inc()
             raise ConnectionRefusedError(str(error), error_body(error)["error"]) from None
         connections.add(request.sid, identity)
+        joined(socketio, request.sid, True)
         metrics.connections.labels("accepted").inc()
 
     @socketio.on("disconnect", namespace=NAMESPACE)
     def disconnect(*_: Any) -> None:
         connections.remove(request.sid)
+        joined(socketio, request.sid, False)
+
+    def refresh(payload: Any) -> dict:
+        """token.refresh: the connection carries on as the new token's identity (same tenant and agent)."""
+        data = validate("token.refresh", payload, 0)
+        identity = tokens.verify(data["token"])
+        connections.refresh(request.sid, identity)
+        return {"ok": True, "expires": identity.expires, "role": identity.role}
 
     def deliver(reply: Reply) -> dict:
         join_room(reply.room)  # acting on a conversation (re)joins its room, so a reconnect resumes delivery
@@ -217,13 +488,17 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
                 work()
         return reply.ack
 
-    def handler(method: Callable[[Identity, Any], Reply]) -> Callable[..., dict]:
+    def handler(method: Callable[[Identity, Any], Reply] | None) -> Callable[..., dict]:
         def handle(*args: Any) -> dict:
             try:
                 if len(args) > 1:
                     raise InvalidPayload("send one JSON object per event")
-                identity = connections.admit(request.sid)
-                return deliver(method(identity, args[0] if args else None))
+                payload = args[0] if args else None
+                # token.refresh (no method) is allowed once the token has expired, and rate-limited as any event
+                identity = connections.admit(request.sid, expired_ok=method is None)
+                if payload == BINARY_PAYLOAD:
+                    raise InvalidPayload("binary data is not part of this protocol; send JSON")
+                return refresh(payload) if method is None else deliver(method(identity, payload))
             except CopilotError as error:
                 metrics.errors.labels(error.code).inc()
                 return error_body(error)
@@ -239,7 +514,7 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
     methods = {"conversation.start": service.start, "transcript.snippet": service.snippet,
                "conversation.mode": service.mode, "suggestion.feedback": service.feedback,
                "conversation.transfer": service.transfer, "conversation.end": service.end,
-               "conversation.join": service.join}
+               "conversation.join": service.join, "token.refresh": None}
     assert set(methods) == set(EVENTS)
     for name, method in methods.items():
         socketio.on_event(name, handler(method), namespace=NAMESPACE)

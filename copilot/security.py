@@ -5,11 +5,14 @@ signature over that JSON, so the server needs no session store to check it.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from collections import Counter, deque
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -18,8 +21,9 @@ from copilot.errors import CopilotError
 
 ROLES = ("agent", "lead", "admin")
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
-TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-AGENT_PATTERN = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+# \Z, not $: `$` also matches before a trailing newline. Both are safe with match() and with fullmatch().
+TENANT_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,39}\Z")
+AGENT_PATTERN = re.compile(r"[A-Za-z0-9._@-]{1,64}\Z")
 DEFAULT_TTL_S = 12 * 3600
 SALT = "copilot-token-v1"
 
@@ -50,11 +54,16 @@ class Forbidden(CopilotError):
 
 @dataclass(frozen=True)
 class Identity:
-    """Who is calling: a tenant, a role and an agent id."""
+    """Who is calling: a tenant, a role and an agent id, until the token's expiry (unix seconds)."""
 
     tenant: str
     role: str
     agent: str
+    expires: float = field(default=math.inf, compare=False)
+
+    def expired(self, now: float | None = None) -> bool:
+        """Whether the token this identity came from has run out."""
+        return (time.time() if now is None else now) >= self.expires
 
     def require(self, role: str) -> None:
         """Raise Forbidden unless this identity has at least the given role."""
@@ -64,11 +73,11 @@ class Identity:
 
 def check_names(tenant: str, role: str, agent: str) -> None:
     """Raise ValueError for a tenant, role or agent id the server would refuse."""
-    if not TENANT_PATTERN.match(tenant):
+    if not isinstance(tenant, str) or not TENANT_PATTERN.fullmatch(tenant):
         raise ValueError("tenant must be 1-40 lower-case letters, digits or '-'")
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
-    if not AGENT_PATTERN.match(agent):
+    if not isinstance(agent, str) or not AGENT_PATTERN.fullmatch(agent):
         raise ValueError("agent id must be 1-64 letters, digits or . _ @ -")
 
 
@@ -96,13 +105,15 @@ class Tokens:
             raise InvalidToken("the token's signature does not match this server's secret") from None
         if not isinstance(data, dict) or not {"t", "r", "a", "exp"} <= set(data):
             raise InvalidToken("the token lacks tenant, role, agent or expiry")
+        if isinstance(data["exp"], bool) or not isinstance(data["exp"], (int, float)):
+            raise InvalidToken("the token's expiry is not a time")
         if data["exp"] < (now or time.time()):
             raise TokenExpired("the token has expired; ask for a new one")
         try:
             check_names(data["t"], data["r"], data["a"])
         except (ValueError, TypeError) as error:
             raise InvalidToken(str(error)) from None
-        return Identity(data["t"], data["r"], data["a"])
+        return Identity(data["t"], data["r"], data["a"], expires=data["exp"])
 
 
 def bearer(header: str | None) -> str | None:
@@ -135,26 +146,125 @@ def load_secret(configured: str, instance_dir: Path) -> str:
 
 
 class RateLimited(CopilotError):
-    """Too many events on one connection; the event was not processed."""
+    """Too many events from one connection, agent or tenant; the event was not processed."""
 
     code, status = "rate_limited", 429
 
 
 class TokenBucket:
-    """A per-connection rate limit: `rate` events a second on average, bursts up to `burst`."""
+    """A rate limit: `rate` events a second on average, bursts up to `burst`; `scope` names what it limits."""
 
-    def __init__(self, rate: float, burst: int, clock=time.monotonic) -> None:
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic,
+                 scope: str = "connection") -> None:
         self.rate = rate
         self.burst = burst
         self.tokens = float(burst)
         self.clock = clock
         self.last = clock()
+        self.scope = scope
 
-    def take(self) -> None:
-        """Spend one token or raise RateLimited."""
+    def refill(self) -> float:
+        """The tokens there are now."""
         now = self.clock()
         self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
         self.last = now
-        if self.tokens < 1:
-            raise RateLimited(f"more than {self.rate:g} events a second; slow down and retry")
-        self.tokens -= 1
+        return self.tokens
+
+    def take(self) -> None:
+        """Spend one token or raise RateLimited."""
+        take_together([self])
+
+    def refused(self) -> RateLimited:
+        return RateLimited(f"more than {self.rate:g} events a second on this {self.scope}; slow down and retry")
+
+
+def take_together(buckets: Sequence[TokenBucket]) -> None:
+    """Spend one token of every bucket, or none and raise RateLimited naming the first one that is empty: an
+    event refused by the tenant's limit must not use up the connection's."""
+    for bucket in buckets:
+        if bucket.refill() < 1:
+            raise bucket.refused()
+    for bucket in buckets:
+        bucket.tokens -= 1
+
+
+class RateLimits:
+    """One token bucket per key (an agent, a tenant), shared by all of that key's connections. A bucket that has
+    filled up again is the same as a new one, so such buckets are dropped once there are many."""
+
+    def __init__(self, rate: float, burst: int, scope: str, clock: Callable[[], float] = time.monotonic,
+                 prune_above: int = 1024) -> None:
+        self.rate, self.burst, self.scope, self.clock = rate, burst, scope, clock
+        self.buckets: dict[Hashable, TokenBucket] = {}
+        self.prune_above = prune_above
+
+    def __getitem__(self, key: Hashable) -> TokenBucket:
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            if len(self.buckets) >= self.prune_above:
+                self.prune()
+            bucket = self.buckets[key] = TokenBucket(self.rate, self.burst, self.clock, self.scope)
+        return bucket
+
+    def prune(self) -> None:
+        """Drop the buckets that are full again; keep the threshold ahead of the ones still in use."""
+        self.buckets = {key: b for key, b in self.buckets.items() if b.refill() < b.burst}
+        self.prune_above = max(self.prune_above, 2 * len(self.buckets))
+
+    def __len__(self) -> int:
+        return len(self.buckets)
+
+
+class TooManyPending(CopilotError):
+    """Too many sessions from one address have not connected to /copilot yet."""
+
+    code, status = "too_many_pending", 429
+
+
+class Lobby:
+    """Engine.IO sessions that have not yet connected to /copilot: at most `max_per_address` per client address,
+    each for at most `deadline_s`. A squatter that only answers pings is then closed (pure: the caller closes)."""
+
+    def __init__(self, deadline_s: float = 10, max_per_address: int = 64,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.deadline_s, self.max_per_address, self.clock = deadline_s, max_per_address, clock
+        self.waiting: dict[str, tuple[str, float]] = {}  # session -> (address, due)
+        self.per_address: Counter[str] = Counter()
+        self.due: deque[tuple[float, str]] = deque()  # every session waits as long: appending keeps due order
+
+    def enter(self, sid: str, address: str, capped: bool = True) -> None:
+        """Admit a session that has not joined yet, or raise TooManyPending (never when capped is False)."""
+        if sid in self.waiting:
+            return
+        if capped and self.per_address[address] >= self.max_per_address:
+            raise TooManyPending(f"more than {self.max_per_address} sessions from this address have not "
+                                 "connected to /copilot; connect them or close them")
+        due = self.clock() + self.deadline_s
+        self.waiting[sid] = (address, due)
+        self.per_address[address] += 1
+        self.due.append((due, sid))
+
+    def leave(self, sid: str) -> None:
+        """The session joined /copilot, or ended."""
+        entry = self.waiting.pop(sid, None)
+        if entry is not None:
+            address = entry[0]
+            self.per_address[address] -= 1
+            if self.per_address[address] <= 0:
+                del self.per_address[address]
+
+    def overdue(self) -> Iterator[str]:
+        """The sessions past their deadline, each taken out of the lobby."""
+        now = self.clock()
+        while self.due and self.due[0][0] <= now:
+            due, sid = self.due.popleft()
+            entry = self.waiting.get(sid)
+            if entry is not None and entry[1] == due:  # not a stale entry of a session that left and came back
+                self.leave(sid)
+                yield sid
+        if not self.waiting:
+            self.due.clear()
+
+    def __len__(self) -> int:
+        return len(self.waiting)
+

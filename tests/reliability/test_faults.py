@@ -235,7 +235,8 @@ EVENTS = ["conversation.start", "transcript.snippet", "conversation.mode", "sugg
 @pytest.fixture(scope="module")
 def fuzz_target(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("fuzz")
-    server = ServerProcess(env(workdir, COPILOT_RATE_PER_S="1000", COPILOT_RATE_BURST="1000"), workdir)
+    server = ServerProcess(env(workdir, COPILOT_RATE_PER_S="1000", COPILOT_RATE_BURST="1000",
+                                       COPILOT_AGENT_RATE_PER_S="1000", COPILOT_AGENT_RATE_BURST="1000"), workdir)
     agent = AgentClient(server.url, token())
     yield server, agent
     agent.close()

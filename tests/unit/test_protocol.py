@@ -40,7 +40,7 @@ def test_text_over_the_limit_is_too_long():
                                         "text": "x" * 11, "final": True}, 10)
 
 
-@pytest.mark.parametrize("value", ["", " ", "a" * 129, "has space", "emoji😀", "../etc", 5, None])
+@pytest.mark.parametrize("value", ["", " ", "a" * 129, "has space", "emoji😀", "../etc", 5, None, "c-1\n", "c-1\r\n"])
 def test_ids_are_short_plain_tokens(value):
     with pytest.raises(InvalidPayload):
         validate("conversation.end", {"conversation_id": value}, 100)
@@ -50,3 +50,13 @@ def test_nan_timestamp_is_refused():
     with pytest.raises(InvalidPayload):
         validate("transcript.snippet", {"conversation_id": "c", "snippet_id": "s", "speaker": "agent", "text": "hi",
                                         "final": True, "ts": float("nan")}, 100)
+
+
+def test_a_token_refresh_takes_one_token_string():
+    assert validate("token.refresh", {"token": "eyJ0Ijoi.YWNtZSJ9.abc-_="}, 100) == {"token": "eyJ0Ijoi.YWNtZSJ9.abc-_="}
+
+
+@pytest.mark.parametrize("value", ["", "has space", "t\n", "x" * 2049, 5, None])
+def test_a_token_refresh_refuses_anything_but_a_token(value):
+    with pytest.raises(InvalidPayload):
+        validate("token.refresh", {"token": value}, 100)

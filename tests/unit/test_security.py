@@ -1,0 +1,220 @@
+"""Tokens, names, rate limits and the lobby of sessions not yet on /copilot (pure logic, a fake clock)."""
+import logging
+import sys
+
+import pytest
+
+from copilot.realtime import BINARY_PAYLOAD, BadInputLog, BadPacket, BinaryEvents, Connections, JsonPacket
+from copilot.security import (
+    Forbidden,
+    Identity,
+    InvalidToken,
+    Lobby,
+    RateLimited,
+    RateLimits,
+    TokenBucket,
+    TokenExpired,
+    Tokens,
+    TooManyPending,
+    check_names,
+    take_together,
+)
+
+SECRET = "unit-secret-0123456789abcdef0123456789ab"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("tenant, agent", [("acme\n", "amy"), ("acme", "amy\n"), ("acme", "amy\r\n")])
+def test_names_that_end_in_a_newline_are_refused(tenant, agent):
+    with pytest.raises(ValueError):
+        check_names(tenant, "agent", agent)
+
+
+def test_a_verified_identity_carries_its_token_s_expiry():
+    identity = Tokens(SECRET).verify(Tokens(SECRET).issue("acme", "agent", "amy", ttl_s=60, now=5000.0), now=5001.0)
+    assert identity.expires == 5060
+    assert identity.expired(now=5060) and not identity.expired(now=5059)
+    assert identity == Identity("acme", "agent", "amy")  # the expiry is not part of who it is
+
+
+def test_a_token_whose_expiry_is_not_a_number_is_invalid():
+    forged = Tokens(SECRET).serializer.dumps({"t": "acme", "r": "agent", "a": "amy", "exp": "never"})
+    with pytest.raises(InvalidToken):
+        Tokens(SECRET).verify(forged)
+
+
+def test_an_event_refused_by_one_bucket_spends_none_of_the_others():
+    clock = Clock()
+    own, shared = TokenBucket(10, 5, clock), TokenBucket(1, 1, clock, scope="tenant")
+    take_together([own, shared])
+    with pytest.raises(RateLimited, match="tenant"):
+        take_together([own, shared])
+    assert own.tokens == 4
+
+
+def test_rate_limits_are_shared_by_key_and_refill_over_time():
+    clock = Clock()
+    limits = RateLimits(2, 2, "agent", clock)
+    limits["a"].take()
+    limits["a"].take()
+    with pytest.raises(RateLimited):
+        limits["a"].take()
+    limits["b"].take()  # another key has its own bucket
+    clock.now += 0.5
+    limits["a"].take()
+
+
+def test_full_buckets_are_dropped_once_there_are_many():
+    clock = Clock()
+    limits = RateLimits(1, 1, "agent", clock, prune_above=4)
+    for key in range(4):
+        limits[key].take()
+    clock.now += 10  # all four are full again
+    limits["new"].take()
+    assert set(limits.buckets) == {"new"}
+
+
+def test_one_agent_s_connections_spend_one_shared_budget():
+    clock = Clock()
+    connections = Connections(rate=100, burst=100, agent_rate=1, agent_burst=3, clock=clock)
+    amy = Identity("acme", "agent", "amy")
+    for sid in ("c1", "c2", "c3"):
+        connections.add(sid, amy)
+        connections.admit(sid)
+    with pytest.raises(RateLimited, match="agent"):
+        connections.admit("c1")
+    connections.add("c4", Identity("acme", "agent", "bob"))
+    connections.admit("c4")
+
+
+def test_a_tenant_s_agents_spend_one_shared_budget():
+    connections = Connections(rate=100, burst=100, tenant_rate=1, tenant_burst=2, clock=Clock())
+    for n in range(3):
+        connections.add(f"c{n}", Identity("acme", "agent", f"agent{n}"))
+    connections.admit("c0")
+    connections.admit("c1")
+    with pytest.raises(RateLimited, match="tenant"):
+        connections.admit("c2")
+
+
+def test_events_after_expiry_are_refused_until_the_token_is_refreshed():
+    connections = Connections(clock=Clock())
+    connections.add("c1", Identity("acme", "agent", "amy", expires=1.0))
+    with pytest.raises(TokenExpired):
+        connections.admit("c1")
+    connections.admit("c1", expired_ok=True)  # token.refresh itself
+    connections.refresh("c1", Identity("acme", "lead", "amy", expires=float("inf")))
+    assert connections.admit("c1").role == "lead"
+
+
+@pytest.mark.parametrize("other", [Identity("acme", "agent", "bob"), Identity("umbrella", "agent", "amy")])
+def test_a_refresh_must_name_the_same_tenant_and_agent(other):
+    connections = Connections(clock=Clock())
+    connections.add("c1", Identity("acme", "agent", "amy"))
+    with pytest.raises(Forbidden):
+        connections.refresh("c1", other)
+
+
+def test_an_address_may_keep_only_so_many_sessions_in_the_lobby():
+    lobby = Lobby(deadline_s=10, max_per_address=2, clock=Clock())
+    lobby.enter("s1", "10.0.0.1")
+    lobby.enter("s2", "10.0.0.1")
+    with pytest.raises(TooManyPending):
+        lobby.enter("s3", "10.0.0.1")
+    lobby.enter("s4", "10.0.0.2")
+    lobby.leave("s1")  # joined /copilot: a place frees up
+    lobby.enter("s3", "10.0.0.1")
+    lobby.enter("s5", "10.0.0.1", capped=False)  # a session that left /copilot comes back whatever the count
+
+
+def test_sessions_past_the_deadline_are_overdue_once_and_joined_ones_never():
+    clock = Clock()
+    lobby = Lobby(deadline_s=10, max_per_address=5, clock=clock)
+    lobby.enter("squatter", "a")
+    lobby.enter("member", "a")
+    lobby.leave("member")
+    clock.now += 9
+    assert list(lobby.overdue()) == []
+    clock.now += 1
+    assert list(lobby.overdue()) == ["squatter"]
+    assert list(lobby.overdue()) == [] and len(lobby) == 0
+    assert lobby.per_address == {}
+
+
+def test_a_session_back_in_the_lobby_gets_a_new_deadline():
+    clock = Clock()
+    lobby = Lobby(deadline_s=10, clock=clock)
+    lobby.enter("s", "a")
+    clock.now += 5
+    lobby.leave("s")
+    lobby.enter("s", "a", capped=False)
+    clock.now += 5
+    assert list(lobby.overdue()) == []  # the first deadline is stale
+    clock.now += 5
+    assert list(lobby.overdue()) == ["s"]
+
+
+@pytest.mark.parametrize("encoded", [
+    '59999999999-/copilot,["transcript.snippet",{"_placeholder":true,"num":0}]',  # binary event
+    '61-/copilot,1[{"_placeholder":true,"num":0}]',  # binary ack
+    b"\x04\x00 raw bytes",
+    "4", "7", "9/copilot,", "zzz", "42/copilot,[1]", "2/copilot,", '2/copilot,{"a":1}', "2/copilot,[", "3/copilot,1{}",
+])
+def test_packets_outside_the_json_protocol_are_refused_while_decoding(encoded):
+    with pytest.raises(BadPacket):
+        JsonPacket(encoded_packet=encoded)
+
+
+@pytest.mark.parametrize("encoded", ['0/copilot,{"token":"t"}', "1/copilot,", '2/copilot,5["conversation.end",{}]',
+                                     '3/copilot,5[{"ok":true}]'])
+def test_the_packets_a_client_sends_still_decode(encoded):
+    assert JsonPacket(encoded_packet=encoded).attachment_count == 0
+
+
+def test_a_decoding_error_is_logged_as_one_line_and_others_keep_their_traceback():
+    quiet = BadInputLog()
+
+    def record(error):
+        try:
+            raise error
+        except Exception as raised:
+            return logging.LogRecord("engineio.server", logging.ERROR, __file__, 1, "message handler error", (),
+                                     (type(raised), raised, sys.exc_info()[2]))
+    bad = record(BadPacket("binary messages are not part of this protocol"))
+    assert quiet.filter(bad) and bad.exc_info is None and "\n" not in bad.getMessage()
+    again = record(BadPacket("again"))
+    quiet.filter(again)
+    assert again.levelno == logging.INFO
+    real = record(KeyError("a bug"))
+    assert quiet.filter(real) and real.exc_info is not None
+
+
+def test_a_binary_event_reaches_its_handler_without_its_attachments_once_they_have_all_arrived():
+    binary = BinaryEvents()
+    assert binary.screen("s", '52-/copilot,7["transcript.snippet",{"_placeholder":true,"num":0}]') is None
+    assert binary.screen("s", b"x" * 1000) is None
+    event = JsonPacket(encoded_packet=binary.screen("s", b"y"))
+    assert (event.packet_type, event.namespace, event.id, event.data) == (2, "/copilot", 7,
+                                                                          ["transcript.snippet", BINARY_PAYLOAD])
+    assert binary.pending == {}
+    assert binary.screen("s", '2/copilot,["conversation.end",{}]') == '2/copilot,["conversation.end",{}]'
+
+
+@pytest.mark.parametrize("messages", [
+    ['59999999999-/copilot,["transcript.snippet",{"_placeholder":true,"num":0}]'],  # the attack: refused at once
+    [b"no header announced this"],
+    ['51-/copilot,["conversation.end",{"_placeholder":true,"num":0}]', '2/copilot,["conversation.end",{}]'],
+    ['51-/copilot,[1]'],
+])
+def test_binary_packets_outside_a_small_announced_event_close_the_session(messages):
+    binary = BinaryEvents()
+    with pytest.raises(BadPacket):
+        for message in messages:
+            binary.screen("s", message)
