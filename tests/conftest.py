@@ -30,6 +30,15 @@ def redis_server(tmp_path_factory):
 
 
 @pytest.fixture
+def own_redis(tmp_path):
+    """A Redis server of the test's own, for tests that change its settings (memory, eviction) or stop it."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def redis_url(redis_server):
     """A clean database on the session's Redis server."""
     import redis

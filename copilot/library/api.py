@@ -11,7 +11,7 @@ import io
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from copilot.errors import InvalidPayload, NotFound
+from copilot.errors import InvalidPayload
 from copilot.library import experiments as exp
 from copilot.library.files import UnreadableFile
 from copilot.library.phrasing import CHANNELS, STAGES, STATUSES
@@ -127,7 +127,7 @@ def file_format() -> str:
 
 @library_api.post("/phrasings/import")
 def import_phrasings():
-    """Bulk import, all or nothing; the error lists every rejected row."""
+    """Bulk import, all or nothing; the error lists the first 100 rejected rows and counts them all."""
     try:
         body = request.get_data(as_text=False).decode("utf-8")
     except UnicodeDecodeError:
@@ -193,29 +193,21 @@ def conversation_analytics():
 
 @library_api.get("/experiments")
 def list_experiments():
-    items = library().store.experiments(identity().tenant)
+    items = library().experiments(identity().tenant)
     return jsonify({"ok": True, "experiments": sorted(items.values(), key=lambda e: e["id"])})
 
 
 @library_api.post("/experiments")
 def put_experiment():
-    identity().require("lead")
-    experiment = exp.parse_experiment(json_body())
-    library().store.put_experiment(identity().tenant, experiment.as_dict())
+    """Define or redefine an experiment (variant names are fixed once it has exposures)."""
+    experiment = library().put_experiment(identity(), json_body())
     return jsonify({"ok": True, "experiment": experiment.as_dict()}), 201
 
 
 @library_api.get("/experiments/<experiment_id>/report")
 def experiment_report(experiment_id: str):
     identity().require("lead")
-    store = library().store
-    data = store.experiments(identity().tenant).get(experiment_id)
-    if data is None:
-        raise NotFound(f"no experiment '{experiment_id}'")
-    experiment = exp.parse_experiment(data)
-    outcomes = store.outcomes(identity().tenant, experiment_id)
-    exposures = len(store.exposures(identity().tenant, experiment_id))
-    return jsonify({"ok": True, **exp.report(experiment, outcomes, exposures)})
+    return jsonify({"ok": True, **library().experiment_report(identity().tenant, experiment_id)})
 
 
 @library_api.get("/tenants")

@@ -15,7 +15,7 @@ from typing import Any
 
 from copilot.errors import InvalidPayload
 
-ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # always fullmatch: `$` would let "id\n" through
 
 
 @dataclass(frozen=True)
@@ -40,14 +40,31 @@ class Experiment:
     active: bool = True
 
     def as_dict(self) -> dict[str, Any]:
+        """The JSON form, as stored and as parse_experiment reads it back."""
         return {"id": self.id, "name": self.name, "assign_by": self.assign_by, "active": self.active,
                 "variants": [{"name": v.name, "guidance": v.guidance,
                               "phrasings": list(v.phrasings) if v.phrasings is not None else None}
                              for v in self.variants],
                 "queues": dict(self.queues), "schedule": [list(s) for s in self.schedule]}
 
-    def variant(self, name: str) -> Variant:
-        return next(v for v in self.variants if v.name == name)
+    def variant(self, name: str) -> Variant | None:
+        """The variant of that name; None when the experiment has none (it was redefined since)."""
+        return next((v for v in self.variants if v.name == name), None)
+
+    @property
+    def variant_names(self) -> tuple[str, ...]:
+        """The variants' names, in order."""
+        return tuple(v.name for v in self.variants)
+
+
+def redefinition_problem(before: Experiment, after: Experiment, exposures: int) -> str | None:
+    """Why `after` may not replace `before`, or None. Once conversations were assigned, the variant names are
+    fixed: those conversations keep their variant, and the report compares them by name."""
+    if exposures and set(before.variant_names) != set(after.variant_names):
+        return (f"experiment '{before.id}' has {exposures} exposures under variants "
+                f"{', '.join(before.variant_names)}; keep those names (assignment, guidance, phrasings and "
+                "active may change), or start a new experiment id and set this one active: false")
+    return None
 
 
 def parse_experiment(data: Any) -> Experiment:
@@ -55,14 +72,14 @@ def parse_experiment(data: Any) -> Experiment:
     if not isinstance(data, Mapping):
         raise InvalidPayload("an experiment must be a JSON object")
     ident = data.get("id")
-    if not isinstance(ident, str) or not ID_PATTERN.match(ident):
+    if not isinstance(ident, str) or not ID_PATTERN.fullmatch(ident):
         raise InvalidPayload("id must be 1-64 lower-case letters, digits, '-' or '_'")
     raw_variants = data.get("variants")
     if not isinstance(raw_variants, list) or not 2 <= len(raw_variants) <= 6:
         raise InvalidPayload("variants must be a list of two to six variants")
     variants = []
     for v in raw_variants:
-        if not isinstance(v, Mapping) or not isinstance(v.get("name"), str) or not ID_PATTERN.match(v["name"]):
+        if not isinstance(v, Mapping) or not isinstance(v.get("name"), str) or not ID_PATTERN.fullmatch(v["name"]):
             raise InvalidPayload("each variant needs a name of lower-case letters, digits, '-' or '_'")
         phrasings = v.get("phrasings")
         if phrasings is not None and (not isinstance(phrasings, list) or not all(isinstance(p, str) for p in phrasings)):

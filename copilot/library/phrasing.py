@@ -17,8 +17,12 @@ CHANNELS = ("voice", "chat", "email")
 STATUSES = ("draft", "approved", "retired")
 LOCALES = ("en",)
 MAX_WORDS = 25
-ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{2,63}$")
+ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{2,63}")  # always fullmatch: `$` would let "id\n" through
 RESERVED_IDS = frozenset({"import", "export"})
+# An error lists at most this many problems, each cut to a length: a hostile row (10,000 unknown cues, a
+# megabyte-long field name) must not turn into a reply far larger than itself.
+MAX_PROBLEMS = 10
+MAX_PROBLEM_CHARS = 200
 
 # Closed (yes/no) openings. Invitations that start the same way are allowed below.
 CLOSED_START = re.compile(
@@ -51,8 +55,16 @@ class InvalidPhrasing(ValueError):
     """A phrasing breaks the schema or the house rules; `problems` lists each as {field, message}."""
 
     def __init__(self, problems: list[dict[str, str]]) -> None:
-        super().__init__("; ".join(f"{p['field']}: {p['message']}" for p in problems))
-        self.problems = problems
+        listed = [{"field": _cut(p["field"], 80), "message": _cut(p["message"], MAX_PROBLEM_CHARS)}
+                  for p in problems[:MAX_PROBLEMS]]
+        if len(problems) > MAX_PROBLEMS:
+            listed.append({"field": "phrasing", "message": f"and {len(problems) - MAX_PROBLEMS} more problems"})
+        super().__init__("; ".join(f"{p['field']}: {p['message']}" for p in listed))
+        self.problems = listed
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
 @dataclass(frozen=True)
@@ -122,7 +134,7 @@ def parse_phrasing(data: Mapping[str, Any]) -> Phrasing:
     for extra in sorted(set(data) - known):
         bad(str(extra), "is not a phrasing field")
     ident = data.get("id")
-    if not isinstance(ident, str) or not ID_PATTERN.match(ident):
+    if not isinstance(ident, str) or not ID_PATTERN.fullmatch(ident):
         bad("id", "must be 3-64 characters of lower-case letters, digits, '-' or '_'")
     elif ident in RESERVED_IDS:
         bad("id", f"'{ident}' is reserved by the API; choose another id")

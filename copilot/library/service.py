@@ -6,6 +6,8 @@ and apply just the changed phrasings, so an approval reaches every worker within
 """
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -15,12 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from copilot.errors import CopilotError
+from copilot.errors import CopilotError, NotFound
 from copilot.index import Entry, PhrasingIndex
-from copilot.library.files import dump, parse_rows, read_rows
+from copilot.library import experiments as exp
+from copilot.library.experiments import Experiment, Variant
+from copilot.library.files import MAX_LISTED_ROWS, ParsedRows, dump, parse_rows, read_rows
 from copilot.library.phrasing import InvalidPhrasing, Phrasing, parse_phrasing
 from copilot.library.store import Change, LibraryStore, StaleRevision, pausing, run_here
 from copilot.security import Identity
+from copilot.store import StoreUnavailable
 from copilot.suggest import Request, Suggestion, retrieve
 
 # Cosine between two phrasings' own texts at or above which we warn of a near-duplicate. From
@@ -29,6 +34,10 @@ from copilot.suggest import Request, Suggestion, retrieve
 NEAR_DUPLICATE = 0.78
 EMBED_CACHE = 50_000
 EMBED_BATCH = 64
+MAX_PHRASINGS = 10_000  # per tenant: every stored phrasing, drafts and retired ones too
+MAX_EXPERIMENT_BYTES = 64 * 1024  # one experiment's JSON, as stored
+MAX_EXPERIMENTS = 50  # per tenant, active or not
+log = logging.getLogger(__name__)
 
 
 class UnknownPhrasing(CopilotError):
@@ -54,13 +63,38 @@ class InvalidPhrasingError(CopilotError):
 
 
 class ImportRejected(CopilotError):
-    """A bulk import had bad rows, so nothing was imported."""
+    """A bulk import had bad rows, so nothing was imported; details lists the first of them."""
 
     code, status = "import_rejected", 422
 
-    def __init__(self, rejected: list[dict], total: int) -> None:
-        super().__init__(f"{len(rejected)} of {total} rows rejected; nothing was imported")
-        self.details = rejected
+    def __init__(self, parsed: ParsedRows) -> None:
+        listed = "" if parsed.rejected <= len(parsed.errors) else f"; the first {len(parsed.errors)} are listed"
+        super().__init__(f"{parsed.rejected} of {parsed.rows} rows rejected; nothing was imported{listed}")
+        self.details = [e.as_dict() for e in parsed.errors]
+
+
+class LibraryFull(CopilotError):
+    """The write would take the tenant's library past its size cap."""
+
+    code, status = "library_full", 409
+
+
+class PayloadTooLarge(CopilotError):
+    """A definition (an experiment) is larger than its cap."""
+
+    code, status = "payload_too_large", 413
+
+
+class TooManyExperiments(CopilotError):
+    """The tenant already has as many experiments as it may."""
+
+    code, status = "too_many_experiments", 409
+
+
+class ExperimentRunning(CopilotError):
+    """A redefinition would rename the variants of an experiment that conversations were assigned to."""
+
+    code, status = "experiment_running", 409
 
 
 class Conflict(CopilotError):
@@ -81,9 +115,8 @@ class TenantState:
     index_lock: threading.Lock = field(default_factory=threading.Lock)  # held only to change or read the index
 
 
-def _read_and_parse(body: str, fmt: str) -> tuple[list[Any], tuple[list[Phrasing], list]]:
-    rows = read_rows(body, fmt)
-    return rows, parse_rows(rows)
+def _read_and_parse(body: str, fmt: str) -> ParsedRows:
+    return parse_rows(read_rows(body, fmt), MAX_LISTED_ROWS)
 
 
 class Library:
@@ -91,10 +124,18 @@ class Library:
 
     def __init__(self, store: LibraryStore, embed: Callable[[list[str]], np.ndarray], shipped: list[Phrasing],
                  shipped_index: PhrasingIndex | None = None, sync_interval_s: float = 0.25,
-                 near_duplicate: float = NEAR_DUPLICATE, offload: Callable[..., Any] | None = None) -> None:
+                 near_duplicate: float = NEAR_DUPLICATE, offload: Callable[..., Any] | None = None,
+                 max_phrasings: int = MAX_PHRASINGS, max_experiment_bytes: int = MAX_EXPERIMENT_BYTES,
+                 max_experiments: int = MAX_EXPERIMENTS) -> None:
         """`offload(fn, *args)` runs pure, CPU-heavy work (parsing a bulk import) off the caller's thread; the
-        event-loop server passes one so that a large import does not hold up live conversations."""
+        event-loop server passes one so that a large import does not hold up live conversations. The caps are
+        per tenant and answered with coded errors."""
         self.offload = offload or run_here
+        self.max_phrasings = max_phrasings
+        self.max_experiment_bytes = max_experiment_bytes
+        self.max_experiments = max_experiments
+        self.experiment_cache: dict[str, tuple[float, dict[str, Experiment]]] = {}
+        self.broken_logged: set[tuple[str, str, str]] = set()
         self.store = store
         self.embed_batch = embed
         self.shipped = shipped
@@ -179,14 +220,24 @@ class Library:
             return  # a bulk edit is being applied: readers use what is applied so far, and never wait for it
         try:
             state.checked_at = now
-            revision = self.store.revision(tenant)
-            if revision == state.revision:
-                return
-            for pid in sorted(self.store.changes_since(tenant, state.revision)):
-                phrasing = self.store.get(tenant, pid)
-                if phrasing is not None:
-                    self._apply(state, phrasing)
-            state.revision = revision
+            try:
+                revision = self.store.revision(tenant)
+                if revision == state.revision:
+                    return
+                if revision < state.revision:  # the store lost the revision key: keep this worker's whole view
+                    self._log_once(tenant, "", f"library of tenant {tenant!r}: the store's revision {revision} is "
+                                               f"behind this worker's {state.revision} (keys evicted?); serving "
+                                               "the view it holds, and edits will be refused")
+                    return
+                for pid in sorted(self.store.changes_since(tenant, state.revision)):
+                    phrasing = self.store.get(tenant, pid)
+                    if phrasing is not None:
+                        self._apply(state, phrasing)
+                state.revision = revision
+            except StoreUnavailable as error:
+                if force:
+                    raise
+                log.warning("library of tenant %r not synced, serving the view this worker holds: %s", tenant, error)
         finally:
             state.lock.release()
 
@@ -235,8 +286,10 @@ class Library:
         """Add a new phrasing as a draft (whatever status was asked for)."""
         identity.require("lead")
         phrasing, duplicates = self.validate(identity.tenant, {**data, "status": "draft", "version": 1})
-        if phrasing.id in self.state(identity.tenant).phrasings:
+        current = self.state(identity.tenant).phrasings
+        if phrasing.id in current:
             raise PhrasingExists(f"'{phrasing.id}' already exists; edit it instead")
+        self._check_room(len(current), 1)
         self._commit(identity, [Change(None, phrasing, identity.agent, "create")])
         return phrasing, duplicates
 
@@ -268,12 +321,13 @@ class Library:
     def import_rows(self, identity: Identity, body: str, fmt: str) -> dict[str, Any]:
         """Import YAML or CSV all-or-nothing: new ids become drafts, known ids new versions (status kept)."""
         identity.require("lead")
-        rows, (good, errors) = self.offload(_read_and_parse, body, fmt)
-        if errors:
-            raise ImportRejected([e.as_dict() for e in errors], len(rows))
+        parsed = self.offload(_read_and_parse, body, fmt)
+        if parsed.rejected:
+            raise ImportRejected(parsed)
         current = self.state(identity.tenant).phrasings
+        self._check_room(len(current), sum(p.id not in current for p in parsed.good))
         changes = []
-        for p in good:
+        for p in parsed.good:
             before = current.get(p.id)
             if before is None:
                 changes.append(Change(None, p.with_changes(status="draft", version=1), identity.agent, "import"))
@@ -284,6 +338,11 @@ class Library:
             self._commit(identity, changes)
         return {"imported": len(changes), "created": sum(c.before is None for c in changes),
                 "updated": sum(c.before is not None for c in changes), "rejected": []}
+
+    def _check_room(self, stored: int, new: int) -> None:
+        if new and stored + new > self.max_phrasings:
+            raise LibraryFull(f"this would make {stored + new} phrasings; a library holds at most "
+                              f"{self.max_phrasings} (drafts and retired ones count): nothing was written")
 
     def export(self, tenant: str, fmt: str, status: str | None = None) -> str:
         """The tenant's library as YAML or CSV."""
@@ -304,3 +363,95 @@ class Library:
         with state.index_lock:
             hits = state.index.search(vector, k=k)
         return [(state.phrasings[pid], score) for pid, score in hits]
+
+    # -- experiments --------------------------------------------------------------------------------------------
+    def experiments(self, tenant: str) -> dict[str, dict]:
+        """The tenant's stored experiment definitions by id, as JSON objects."""
+        return self.store.experiments(tenant)
+
+    def put_experiment(self, identity: Identity, data: Any) -> Experiment:
+        """Define or redefine an experiment, within the size and count caps. Once it has exposures its variant
+        names are fixed (ExperimentRunning): a new set of variants is a new experiment."""
+        identity.require("lead")
+        experiment = exp.parse_experiment(data)
+        size = len(json.dumps(experiment.as_dict()).encode())
+        if size > self.max_experiment_bytes:
+            raise PayloadTooLarge(f"the experiment is {size} bytes as JSON; at most {self.max_experiment_bytes}")
+        tenant = identity.tenant
+        stored = self.store.experiment(tenant, experiment.id)
+        if stored is None:
+            if self.store.experiment_count(tenant) >= self.max_experiments:
+                raise TooManyExperiments(f"a tenant has at most {self.max_experiments} experiments; "
+                                         "redefine one of them instead")
+        else:
+            try:
+                before = exp.parse_experiment(stored)
+            except CopilotError:
+                before = None  # a definition that no longer parses gives way to a valid one
+            if before is not None:
+                problem = exp.redefinition_problem(before, experiment, self.store.exposure_count(tenant, experiment.id))
+                if problem:
+                    raise ExperimentRunning(problem)
+        self.store.put_experiment(tenant, experiment.as_dict())
+        self.experiment_cache.pop(tenant, None)
+        return experiment
+
+    def experiment_report(self, tenant: str, experiment_id: str) -> dict[str, Any]:
+        """Acceptance and resolution per variant with 95% intervals, and the exposures logged."""
+        data = self.store.experiment(tenant, experiment_id)
+        if data is None:
+            raise NotFound(f"no experiment '{experiment_id}'")
+        experiment = exp.parse_experiment(data)
+        outcomes = self.store.outcomes(tenant, experiment_id)
+        return exp.report(experiment, outcomes, self.store.exposure_count(tenant, experiment_id))
+
+    def _parsed_experiments(self, tenant: str) -> dict[str, Experiment]:
+        """The tenant's valid experiments, read from the store at most every sync_interval_s; a broken
+        definition is skipped and logged once."""
+        now = time.monotonic()
+        cached = self.experiment_cache.get(tenant)
+        if cached is not None and now - cached[0] < self.sync_interval_s:
+            return cached[1]
+        parsed = {}
+        for ident, data in self.store.experiments(tenant).items():
+            try:
+                parsed[ident] = exp.parse_experiment(data)
+            except CopilotError as error:
+                self._log_once(tenant, ident, f"skipping experiment {ident!r} of tenant {tenant!r}: {error}")
+        self.experiment_cache[tenant] = (now, parsed)
+        return parsed
+
+    def _log_once(self, tenant: str, ident: str, message: str) -> None:
+        key = (tenant, ident, message)
+        if key not in self.broken_logged and len(self.broken_logged) < 10_000:
+            self.broken_logged.add(key)
+            log.warning(message)
+
+    def assignment(self, tenant: str, queue: str) -> tuple[str, Variant] | None:
+        """The first active experiment that assigns this queue now, and its variant; None when none does.
+        Never raises: a store error or a broken definition means no experiment (and a log line)."""
+        try:
+            for experiment in self._parsed_experiments(tenant).values():
+                if not experiment.active:
+                    continue
+                name = exp.assign(experiment, queue)
+                variant = experiment.variant(name) if name is not None else None
+                if variant is not None:
+                    return experiment.id, variant
+        except Exception as error:  # an experiment must never cost a conversation
+            log.warning("no experiment for a conversation of tenant %r: %s", tenant, error)
+        return None
+
+    def variant(self, tenant: str, experiment_id: str, variant_name: str) -> Variant | None:
+        """A conversation's variant as defined now; None when the experiment or the variant is gone (it was
+        redefined or is broken) or the store cannot say. Never raises: the caller then applies no variant."""
+        try:
+            experiment = self._parsed_experiments(tenant).get(experiment_id)
+        except Exception as error:  # an experiment must never cost a snippet
+            log.warning("experiment %r of tenant %r unreadable: %s", experiment_id, tenant, error)
+            return None
+        variant = experiment.variant(variant_name) if experiment is not None else None
+        if variant is None:
+            self._log_once(tenant, experiment_id, f"experiment {experiment_id!r} of tenant {tenant!r} has no "
+                                                  f"variant {variant_name!r} any more: no variant applied")
+        return variant

@@ -9,7 +9,9 @@ Workers learn of changes by comparing the tenant's revision and reading the ids 
 """
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -19,12 +21,23 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from copilot.library.phrasing import Phrasing, parse_phrasing
+from copilot.store import StoreUnavailable
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class StaleRevision(RuntimeError):
     """Another writer changed the library between read and write; the caller may retry."""
+
+
+class LibraryDamaged(StoreUnavailable):
+    """The store lost part of a tenant's library (keys evicted): it is neither served shrunk nor written to."""
+
+    def __init__(self, tenant: str, detail: str) -> None:
+        super().__init__(f"the library of tenant '{tenant}' lost keys in the store ({detail}); run Redis with "
+                         "maxmemory-policy noeviction and restore it from its append-only file: until then it "
+                         "is not loaded and edits are refused")
 
 
 @dataclass(frozen=True)
@@ -86,7 +99,10 @@ class LibraryStore(Protocol):
     def usage(self, tenant: str) -> list[dict[str, Any]]: ...
     def put_experiment(self, tenant: str, experiment: dict) -> None: ...
     def experiments(self, tenant: str) -> dict[str, dict]: ...
+    def experiment(self, tenant: str, experiment_id: str) -> dict | None: ...
+    def experiment_count(self, tenant: str) -> int: ...
     def log_exposure(self, tenant: str, experiment: str, variant: str, conversation: str) -> None: ...
+    def exposure_count(self, tenant: str, experiment: str) -> int: ...
     def record_outcome(self, tenant: str, experiment: str, variant: str, conversation: str, outcome: dict) -> None: ...
     def outcomes(self, tenant: str, experiment: str) -> list[dict]: ...
     def ping(self) -> bool: ...
@@ -246,6 +262,13 @@ class SqliteLibraryStore:
     def experiments(self, tenant: str) -> dict[str, dict]:
         return {i: json.loads(d) for i, d in self._rows("SELECT id, data FROM experiments WHERE tenant = ?", (tenant,))}
 
+    def experiment(self, tenant: str, experiment_id: str) -> dict | None:
+        rows = self._rows("SELECT data FROM experiments WHERE tenant = ? AND id = ?", (tenant, experiment_id))
+        return json.loads(rows[0][0]) if rows else None
+
+    def experiment_count(self, tenant: str) -> int:
+        return self._rows("SELECT COUNT(*) FROM experiments WHERE tenant = ?", (tenant,))[0][0]
+
     def log_exposure(self, tenant: str, experiment: str, variant: str, conversation: str) -> None:
         with self.lock:
             self.db.execute("INSERT INTO exposures (tenant, experiment, variant, conversation, at) VALUES (?, ?, ?, ?, ?)",
@@ -255,6 +278,10 @@ class SqliteLibraryStore:
         rows = self._rows("SELECT variant, conversation, at FROM exposures WHERE tenant = ? AND experiment = ? "
                           "ORDER BY seq", (tenant, experiment))
         return [{"variant": v, "conversation": c, "at": at} for v, c, at in rows]
+
+    def exposure_count(self, tenant: str, experiment: str) -> int:
+        return self._rows("SELECT COUNT(*) FROM exposures WHERE tenant = ? AND experiment = ?",
+                          (tenant, experiment))[0][0]
 
     def record_outcome(self, tenant: str, experiment: str, variant: str, conversation: str, outcome: dict) -> None:
         with self.lock:
@@ -272,20 +299,49 @@ class SqliteLibraryStore:
 
 COMMIT_SCRIPT = """
 local rev = tonumber(redis.call('GET', KEYS[1]) or '0')
-if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= rev then return {1, rev} end
+local stored = redis.call('HLEN', KEYS[3])
+local count = redis.call('GET', KEYS[6])
+local commits = redis.call('LLEN', KEYS[5])
+if commits ~= rev or (rev > 0 and stored == 0) or (count and tonumber(count) ~= stored) then
+  return {2, rev, stored, commits}
+end
+if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= rev then return {1, rev, stored, commits} end
 rev = rev + 1
 redis.call('SET', KEYS[1], rev)
 redis.call('SADD', KEYS[2], ARGV[2])
+local seq = 0
+local last = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1)
+if #last > 0 then
+  local ms, n = string.match(last[1][1], '^(%d+)-(%d+)$')
+  if ms == '0' then seq = tonumber(n) else seq = nil end
+end
 for _, row in ipairs(cjson.decode(ARGV[5])) do
   redis.call('RPUSH', ARGV[4] .. row[1], row[6])
   redis.call('HSET', KEYS[3], row[1], row[2])
-  redis.call('XADD', KEYS[4], '*', 'revision', rev, 'at', ARGV[3], 'actor', row[4], 'action', row[5], 'id', row[1],
+  local id = '*'
+  if seq then seq = seq + 1; id = '0-' .. seq end
+  redis.call('XADD', KEYS[4], id, 'revision', rev, 'at', ARGV[3], 'actor', row[4], 'action', row[5], 'id', row[1],
              'before', row[3], 'after', row[2])
 end
 redis.call('RPUSH', KEYS[5], ARGV[6])
-return {0, rev}
-"""  # KEYS: revision, tenants, current, audit, changes; ARGV: expected revision or '', tenant, time, the versions
-#      key prefix, rows [id, after, before or '', actor, action, version entry] as JSON, the changed ids as JSON
+redis.call('SET', KEYS[6], redis.call('HLEN', KEYS[3]))
+return {0, rev, 0, 0}
+"""  # KEYS: revision, tenants, current, audit, changes, count; ARGV: expected revision or '', tenant, time, the
+#      versions key prefix, rows [id, after, before or '', actor, action, version entry] as JSON, the changed ids.
+# The checks first: a library whose keys were evicted (one commit per revision in `changes`, `count` phrasings in
+# `current`) is refused rather than written to, which would make it look whole again. Audit entries are numbered
+# 0-1, 0-2, ... so that a page of the audit is one XRANGE; a stream written before that keeps its own ids.
+
+
+def unavailable_on_redis_errors(method: Callable[..., T]) -> Callable[..., T]:
+    """Out of memory, a read-only replica, a lost connection: the request was not applied (store_unavailable)."""
+    @functools.wraps(method)
+    def guarded(self: RedisLibraryStore, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except self.RedisError as error:
+            raise StoreUnavailable(f"library store unavailable: {error}; nothing was applied, retry later") from None
+    return guarded
 
 
 class RedisLibraryStore:
@@ -301,26 +357,54 @@ class RedisLibraryStore:
     def key(self, tenant: str, *parts: str) -> str:
         return ":".join((self.prefix, "lib", tenant, *parts))
 
+    @unavailable_on_redis_errors
     def tenants(self) -> list[str]:
         return sorted(self.redis.smembers(f"{self.prefix}:tenants"))
 
+    @unavailable_on_redis_errors
     def seeded(self, tenant: str) -> bool:
         return bool(self.redis.sismember(f"{self.prefix}:tenants", tenant))
 
+    @unavailable_on_redis_errors
     def revision(self, tenant: str) -> int:
         return int(self.redis.get(self.key(tenant, "rev")) or 0)
 
+    @unavailable_on_redis_errors
     def current(self, tenant: str) -> dict[str, Phrasing]:
-        return {pid: _phrasing(data) for pid, data in self.redis.hgetall(self.key(tenant, "current")).items()}
+        """Every current phrasing, read with the revision, commit count and phrasing count that vouch for it.
+        One round trip, between two reads of the revision (a commit bumps it), and no MULTI: that is refused
+        when Redis is out of memory, and reads should go on then."""
+        rev_key = self.key(tenant, "rev")
+        for _ in range(5):
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.get(rev_key)
+                pipe.get(self.key(tenant, "count"))
+                pipe.llen(self.key(tenant, "changes"))
+                pipe.hgetall(self.key(tenant, "current"))
+                pipe.get(rev_key)
+                rev, count, commits, rows, rev_after = pipe.execute()
+            if rev == rev_after:
+                break
+        rev = int(rev or 0)
+        if commits != rev or (rev and not rows) or (count is not None and int(count) != len(rows)):
+            self._damaged(tenant, f"revision {rev}, {commits} commits, {len(rows)} phrasings of {count or '?'}")
+        return {pid: _phrasing(data) for pid, data in rows.items()}
 
+    def _damaged(self, tenant: str, detail: str) -> None:
+        log.error("library of tenant %r is damaged in Redis (%s): keys were evicted or lost", tenant, detail)
+        raise LibraryDamaged(tenant, detail)
+
+    @unavailable_on_redis_errors
     def get(self, tenant: str, phrasing_id: str) -> Phrasing | None:
         data = self.redis.hget(self.key(tenant, "current"), phrasing_id)
         return _phrasing(data) if data else None
 
+    @unavailable_on_redis_errors
     def history(self, tenant: str, phrasing_id: str) -> list[Version]:
         items = [json.loads(x) for x in self.redis.lrange(self.key(tenant, "versions", phrasing_id), 0, -1)]
         return [Version(parse_phrasing(i["phrasing"]), i["at"], i["actor"]) for i in items]
 
+    @unavailable_on_redis_errors
     def commit(self, tenant: str, changes: list[Change], expected_revision: int | None = None) -> int:
         """All changes in one Lua script: all or nothing, like a MULTI, but sent as one command. A bulk edit of
         3,000 phrasings was a MULTI of 9,000 commands, which redis-py packed and parsed in Python on the event
@@ -331,34 +415,57 @@ class RedisLibraryStore:
                  f'{{"phrasing": {after}, "at": {at}, "actor": {json.dumps(change.actor)}}}')
                 for change, (p, after, before) in zip(changes, serialized(changes))]
         keys = [self.key(tenant, "rev"), f"{self.prefix}:tenants", self.key(tenant, "current"),
-                self.key(tenant, "audit"), self.key(tenant, "changes")]
+                self.key(tenant, "audit"), self.key(tenant, "changes"), self.key(tenant, "count")]
         args = ["" if expected_revision is None else expected_revision, tenant, repr(now),
                 self.key(tenant, "versions", ""), json.dumps(rows), json.dumps([row[0] for row in rows])]
-        stale, revision = self.redis.eval(COMMIT_SCRIPT, len(keys), *keys, *args)
-        if stale:
+        outcome, revision, stored, commits = self.redis.eval(COMMIT_SCRIPT, len(keys), *keys, *args)
+        if outcome == 2:
+            self._damaged(tenant, f"revision {revision}, {commits} commits, {stored} phrasings")
+        if outcome == 1:
             raise StaleRevision(f"library changed (revision {revision}, expected {expected_revision})")
         return int(revision)
 
+    @unavailable_on_redis_errors
     def changes_since(self, tenant: str, revision: int) -> set[str]:
         batches = self.redis.lrange(self.key(tenant, "changes"), revision, -1)
         return {pid for batch in batches for pid in json.loads(batch)}
 
+    @unavailable_on_redis_errors
     def audit(self, tenant: str, after: int = 0, limit: int = 100) -> list[AuditEntry]:
-        entries = self.redis.xrange(self.key(tenant, "audit"), min="-", max="+")
-        out = []
-        for seq, (_, fields) in enumerate(entries, 1):
-            if seq <= after:
-                continue
-            out.append(AuditEntry(seq, int(fields["revision"]), float(fields["at"]), fields["actor"], fields["action"],
-                                  fields["id"], json.loads(fields["before"]) if fields["before"] else None,
-                                  json.loads(fields["after"]) if fields["after"] else None))
-            if len(out) >= limit:
+        """One page of the audit log: the entries numbered after `after`, read with one bounded XRANGE."""
+        key = self.key(tenant, "audit")
+        page = self.redis.xrange(key, min=f"(0-{after}" if after else "-", max="+", count=limit)
+        if page and not page[0][0].startswith("0-"):
+            return self._audit_by_position(key, after, limit)
+        return [self._audit_entry(int(entry_id.split("-")[1]), fields) for entry_id, fields in page]
+
+    def _audit_by_position(self, key: str, after: int, limit: int, chunk: int = 1000) -> list[AuditEntry]:
+        """A stream written before entries were numbered: counted from its start, but only up to the page."""
+        out, seq, start = [], 0, "-"
+        while len(out) < limit:
+            entries = self.redis.xrange(key, min=start, max="+", count=chunk)
+            for _, fields in entries:
+                seq += 1
+                if seq > after:
+                    out.append(self._audit_entry(seq, fields))
+                    if len(out) >= limit:
+                        break
+            if len(entries) < chunk:
                 break
+            start = f"({entries[-1][0]}"
         return out
 
+    @staticmethod
+    def _audit_entry(seq: int, fields: dict[str, str]) -> AuditEntry:
+        return AuditEntry(seq, int(fields["revision"]), float(fields["at"]), fields["actor"], fields["action"],
+                          fields["id"], json.loads(fields["before"]) if fields["before"] else None,
+                          json.loads(fields["after"]) if fields["after"] else None)
+
+    @unavailable_on_redis_errors
     def count_usage(self, tenant: str, phrasing_id: str, action: str, cue: str, queue: str, channel: str) -> None:
         self.redis.hincrby(self.key(tenant, "usage"), "\t".join((phrasing_id, action, cue, queue, channel)), 1)
 
+    @unavailable_on_redis_errors
     def usage(self, tenant: str) -> list[dict[str, Any]]:
         out = []
         for field, count in self.redis.hgetall(self.key(tenant, "usage")).items():
@@ -366,24 +473,43 @@ class RedisLibraryStore:
             out.append({**dict(zip(("phrasing_id", "action", "cue", "queue", "channel"), values)), "count": int(count)})
         return out
 
+    @unavailable_on_redis_errors
     def put_experiment(self, tenant: str, experiment: dict) -> None:
         self.redis.hset(self.key(tenant, "experiments"), experiment["id"], json.dumps(experiment))
 
+    @unavailable_on_redis_errors
     def experiments(self, tenant: str) -> dict[str, dict]:
         return {i: json.loads(d) for i, d in self.redis.hgetall(self.key(tenant, "experiments")).items()}
 
+    @unavailable_on_redis_errors
+    def experiment(self, tenant: str, experiment_id: str) -> dict | None:
+        data = self.redis.hget(self.key(tenant, "experiments"), experiment_id)
+        return json.loads(data) if data else None
+
+    @unavailable_on_redis_errors
+    def experiment_count(self, tenant: str) -> int:
+        return int(self.redis.hlen(self.key(tenant, "experiments")))
+
+    @unavailable_on_redis_errors
     def log_exposure(self, tenant: str, experiment: str, variant: str, conversation: str) -> None:
         self.redis.xadd(self.key(tenant, "exposures", experiment),
                         {"variant": variant, "conversation": conversation, "at": time.time()})
 
+    @unavailable_on_redis_errors
     def exposures(self, tenant: str, experiment: str) -> list[dict]:
         return [{"variant": f["variant"], "conversation": f["conversation"], "at": float(f["at"])}
                 for _, f in self.redis.xrange(self.key(tenant, "exposures", experiment))]
 
+    @unavailable_on_redis_errors
+    def exposure_count(self, tenant: str, experiment: str) -> int:
+        return int(self.redis.xlen(self.key(tenant, "exposures", experiment)))
+
+    @unavailable_on_redis_errors
     def record_outcome(self, tenant: str, experiment: str, variant: str, conversation: str, outcome: dict) -> None:
         self.redis.hset(self.key(tenant, "outcomes", experiment), conversation,
                         json.dumps({"variant": variant, **outcome}))
 
+    @unavailable_on_redis_errors
     def outcomes(self, tenant: str, experiment: str) -> list[dict]:
         return [{"conversation": c, **json.loads(d)}
                 for c, d in self.redis.hgetall(self.key(tenant, "outcomes", experiment)).items()]

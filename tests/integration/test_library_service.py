@@ -7,10 +7,10 @@ import pytest
 
 from copilot.cues.taxonomy import CUES
 from copilot.index import PhrasingIndex, load_or_build
-from copilot.library.files import load_library
+from copilot.library.files import dump, load_library
 from copilot.library.phrasing import STAGES, check_phrasing
 from copilot.library.retrieval_eval import evaluate, read_eval
-from copilot.library.service import Library
+from copilot.library.service import ExperimentRunning, Library, LibraryFull, PayloadTooLarge, TooManyExperiments
 from copilot.library.store import RedisLibraryStore, SqliteLibraryStore
 from copilot.security import Identity
 from copilot.suggest import Request
@@ -32,8 +32,8 @@ def shipped_index(shipped, detector):
     return load_or_build(shipped, detector.model.embed)
 
 
-def make_library(store, detector, shipped, shipped_index, sync=0.05):
-    return Library(store, detector.model.embed, shipped, shipped_index, sync_interval_s=sync)
+def make_library(store, detector, shipped, shipped_index, sync=0.05, **caps):
+    return Library(store, detector.model.embed, shipped, shipped_index, sync_interval_s=sync, **caps)
 
 
 def test_shipped_library_is_valid_and_covers_every_cue_and_stage(shipped):
@@ -154,3 +154,71 @@ def test_a_process_killed_mid_import_leaves_the_library_as_it_was(backend, tmp_p
     current = store.current("acme")
     assert len(current) == len(shipped), "a partial import was left behind"
     assert store.revision("acme") == 1
+
+
+def test_a_library_at_its_cap_refuses_new_phrasings_but_takes_edits(tmp_path, detector, shipped, shipped_index):
+    library = make_library(SqliteLibraryStore(tmp_path / "lib.db"), detector, shipped, shipped_index,
+                           max_phrasings=len(shipped) + 1)
+    library.create(LEAD, NEW)
+    with pytest.raises(LibraryFull) as full:
+        library.create(LEAD, {**NEW, "id": "anxiety-options-98"})
+    assert full.value.code == "library_full"
+    library.set_status(LEAD, shipped[0].id, "retire")  # retired phrasings still count
+    library.edit(LEAD, NEW["id"], {"notes": "edits of stored phrasings go on"})
+    updates = dump([library.get("acme", p.id) for p in shipped[:3]], "yaml")
+    assert library.import_rows(LEAD, updates, "yaml")["updated"] == 3
+    one_new = dump([library.get("acme", shipped[0].id).with_changes(id="brand-new-01")], "yaml")
+    with pytest.raises(LibraryFull):
+        library.import_rows(LEAD, one_new, "yaml")
+    assert len(library.phrasings("acme")) == len(shipped) + 1
+
+
+QUEUE_EXP = {"id": "guidance-ab", "variants": [{"name": "on"}, {"name": "off", "guidance": False}],
+             "assign_by": "queue", "queues": {"billing": "on"}}
+
+
+def test_experiments_are_capped_in_size_and_count(tmp_path, detector, shipped, shipped_index):
+    library = make_library(SqliteLibraryStore(tmp_path / "lib.db"), detector, shipped, shipped_index,
+                           max_experiments=3, max_experiment_bytes=2048)
+    for i in range(3):
+        library.put_experiment(LEAD, {**QUEUE_EXP, "id": f"exp-{i}"})
+    library.put_experiment(LEAD, {**QUEUE_EXP, "id": "exp-0", "name": "redefining one is not a new one"})
+    with pytest.raises(TooManyExperiments):
+        library.put_experiment(LEAD, {**QUEUE_EXP, "id": "exp-3"})
+    big = {**QUEUE_EXP, "id": "exp-1", "variants": [{"name": "on", "phrasings": [f"p-{i:04d}" for i in range(300)]},
+                                                     {"name": "off"}]}
+    with pytest.raises(PayloadTooLarge) as error:
+        library.put_experiment(LEAD, big)
+    assert error.value.status == 413 and len(library.experiments("acme")) == 3
+
+
+def test_renaming_the_variants_of_an_experiment_with_exposures_is_refused(tmp_path, detector, shipped, shipped_index):
+    store = SqliteLibraryStore(tmp_path / "lib.db")
+    library = make_library(store, detector, shipped, shipped_index)
+    library.put_experiment(LEAD, QUEUE_EXP)
+    renamed = {**QUEUE_EXP, "variants": [{"name": "alpha"}, {"name": "beta"}], "queues": {}}
+    library.put_experiment(LEAD, renamed)  # nobody was assigned yet: a free redefinition
+    library.put_experiment(LEAD, QUEUE_EXP)
+    store.log_exposure("acme", "guidance-ab", "on", "c-1")
+    with pytest.raises(ExperimentRunning, match="new experiment id"):
+        library.put_experiment(LEAD, renamed)
+    library.put_experiment(LEAD, {**QUEUE_EXP, "queues": {"billing": "off"}, "active": False})
+    assert library.store.experiment("acme", "guidance-ab")["active"] is False
+
+
+def test_a_stale_or_broken_experiment_gives_no_variant_and_never_raises(tmp_path, detector, shipped, shipped_index,
+                                                                        caplog):
+    store = SqliteLibraryStore(tmp_path / "lib.db")
+    library = make_library(store, detector, shipped, shipped_index, sync=0)
+    library.put_experiment(LEAD, QUEUE_EXP)
+    assert library.assignment("acme", "billing")[0] == "guidance-ab"
+    assert library.variant("acme", "guidance-ab", "on").guidance is True
+    store.put_experiment("acme", {**QUEUE_EXP, "variants": [{"name": "alpha"}, {"name": "beta"}], "queues": {}})
+    assert library.variant("acme", "guidance-ab", "on") is None
+    store.put_experiment("acme", {"id": "guidance-ab", "variants": "broken"})
+    assert library.variant("acme", "guidance-ab", "on") is None and library.assignment("acme", "billing") is None
+    assert library.variant("acme", "never-defined", "on") is None
+    unreachable = make_library(RedisLibraryStore("redis://127.0.0.1:1/0"), detector, shipped, shipped_index)
+    assert unreachable.variant("acme", "guidance-ab", "on") is None
+    assert unreachable.assignment("acme", "billing") is None
+    assert "no variant 'on' any more" in caplog.text

@@ -2,7 +2,8 @@
 import pytest
 
 from copilot.library.phrasing import parse_phrasing
-from copilot.library.store import Change, RedisLibraryStore, SqliteLibraryStore, StaleRevision
+from copilot.library.store import Change, LibraryDamaged, RedisLibraryStore, SqliteLibraryStore, StaleRevision
+from copilot.store import StoreUnavailable
 
 PHRASING = parse_phrasing({"id": "confusion-investigate-01", "text": "Which part of the bill looks different?",
                            "cues": ["confusion"], "stage": "investigate", "use_when": ["why is it higher", "what is this"],
@@ -98,7 +99,10 @@ def test_experiments_exposures_and_outcomes_are_stored(store):
     store.log_exposure("acme", "e1", "on", "c1")
     store.record_outcome("acme", "e1", "on", "c1", {"shown": 2, "used": 1})
     assert list(store.experiments("acme")) == ["e1"]
+    assert store.experiment("acme", "e1") == {"id": "e1", "variants": []} and store.experiment("acme", "e2") is None
+    assert store.experiment_count("acme") == 1 and store.experiment_count("globex") == 0
     assert store.exposures("acme", "e1")[0]["variant"] == "on"
+    assert store.exposure_count("acme", "e1") == 1 and store.exposure_count("acme", "e2") == 0
     assert store.outcomes("acme", "e1")[0]["used"] == 1
 
 
@@ -108,3 +112,67 @@ def test_ping_answers(store):
 
 def test_redis_ping_is_false_when_the_server_is_gone():
     assert RedisLibraryStore("redis://127.0.0.1:1/0").ping() is False
+
+
+def test_audit_pages_follow_one_another_without_gaps(store):
+    store.commit("acme", [Change(None, PHRASING.with_changes(id=f"page-{i:03d}"), "lee", "import") for i in range(25)])
+    store.commit("acme", [Change(None, PHRASING, "lee", "create")])
+    pages, after = [], 0
+    while page := store.audit("acme", after, 10):
+        pages.append(page)
+        after = page[-1].seq
+    assert [len(p) for p in pages] == [10, 10, 6]
+    assert [e.phrasing_id for p in pages for e in p][-1] == PHRASING.id
+
+
+def test_redis_audit_entries_are_numbered_so_a_page_is_one_bounded_read(redis_url):
+    store = RedisLibraryStore(redis_url)
+    store.commit("acme", [Change(None, PHRASING.with_changes(id=f"page-{i:03d}"), "lee", "import") for i in range(30)])
+    assert [e.seq for e in store.audit("acme", 25, 3)] == [26, 27, 28]
+    assert store.redis.xrange(store.key("acme", "audit"), count=1)[0][0] == "0-1"
+
+
+def test_a_redis_audit_written_before_entries_were_numbered_still_pages(redis_url):
+    store = RedisLibraryStore(redis_url)
+    store.commit("acme", [Change(None, PHRASING.with_changes(id="old-seed"), "system", "seed")])
+    key = store.key("acme", "audit")
+    store.redis.delete(key)
+    for i in range(12):  # as the script used to write them: ids chosen by Redis
+        store.redis.xadd(key, {"revision": 1, "at": 1.0, "actor": "lee", "action": "seed", "id": f"old-{i:02d}",
+                               "before": "", "after": ""})
+    store.commit("acme", [Change(None, PHRASING, "lee", "create")])
+    assert [e.phrasing_id for e in store.audit("acme", 10, 5)] == ["old-10", "old-11", PHRASING.id]
+    assert [e.seq for e in store.audit("acme", 0, 2)] == [1, 2]
+
+
+@pytest.mark.parametrize("lost", ["current", "rev", "changes"])
+def test_a_redis_library_that_lost_a_key_is_neither_loaded_nor_written(redis_url, lost):
+    store = RedisLibraryStore(redis_url)
+    store.commit("acme", [Change(None, PHRASING.with_changes(id=f"kept-{i:03d}"), "system", "seed") for i in range(5)])
+    store.redis.delete(store.key("acme", lost))  # what allkeys-lru eviction does
+    with pytest.raises(LibraryDamaged) as error:
+        store.current("acme")
+    assert error.value.code == "store_unavailable" and "noeviction" in str(error.value)
+    with pytest.raises(LibraryDamaged):
+        store.commit("acme", [Change(None, PHRASING, "lee", "create")])
+    assert store.get("acme", PHRASING.id) is None, "the refused commit wrote nothing"
+
+
+def test_redis_out_of_memory_is_store_unavailable_and_reads_go_on(redis_server):
+    store = RedisLibraryStore(redis_server.url)
+    store.redis.flushall()
+    store.commit("acme", [Change(None, PHRASING, "system", "seed")])
+    store.redis.config_set("maxmemory", 1)
+    try:
+        with pytest.raises(StoreUnavailable, match="maxmemory"):
+            store.commit("acme", [Change(None, PHRASING.with_changes(id="new-one-01"), "lee", "create")])
+        with pytest.raises(StoreUnavailable):
+            store.put_experiment("acme", {"id": "e1", "variants": []})
+        assert list(store.current("acme")) == [PHRASING.id] and store.revision("acme") == 1
+    finally:
+        store.redis.config_set("maxmemory", 0)
+
+
+def test_an_unreachable_redis_is_store_unavailable():
+    with pytest.raises(StoreUnavailable):
+        RedisLibraryStore("redis://127.0.0.1:1/0").revision("acme")

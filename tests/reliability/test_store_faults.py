@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from bench.servers import RedisServer, ServerProcess
+from bench.servers import ServerProcess
 from copilot.conversation import Conversation
 from copilot.errors import CopilotError
 from copilot.eventlog import FileEventLog
@@ -178,14 +178,6 @@ def test_a_full_disk_never_acknowledges_a_snippet_it_did_not_log_and_a_retry_cou
 
 
 # -- defect 7: Redis out of memory ------------------------------------------------------------------------------
-@pytest.fixture
-def own_redis(tmp_path):
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
-
-
 def fill_redis(client: redis.Redis) -> list[str]:
     """Fill Redis with 2 MB of filler keys, then cap it (noeviction) 1 MB below what it holds: every write is
     refused until the filler goes. (A cap just at the edge flickers as buffers come and go.)"""

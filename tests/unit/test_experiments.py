@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 import pytest
 
 from copilot.errors import InvalidPayload
-from copilot.library.experiments import assign, parse_experiment, report, usage_table, wilson
+from copilot.library.experiments import assign, parse_experiment, redefinition_problem, report, usage_table, wilson
 
 QUEUE_EXP = {"id": "guidance-ab", "variants": [{"name": "on"}, {"name": "off", "guidance": False}],
              "assign_by": "queue", "queues": {"billing": "off"}}
@@ -66,3 +66,34 @@ def test_usage_table_sums_actions_per_key():
     table = usage_table(rows)
     assert table[0] == {"phrasing_id": "a", "shown": 3, "used": 1, "dismissed": 0, "helpful": 0,
                         "not_helpful": 0, "acceptance_rate": 0.3333}
+
+
+def test_an_unknown_variant_name_gives_none_instead_of_raising():
+    experiment = parse_experiment(QUEUE_EXP)
+    assert experiment.variant("off").guidance is False
+    assert experiment.variant("renamed") is None
+
+
+@pytest.mark.parametrize("bad", [
+    {**QUEUE_EXP, "id": "guidance-ab\n"},
+    {**QUEUE_EXP, "variants": [{"name": "on\n"}, {"name": "off"}]},
+])
+def test_ids_and_variant_names_ending_in_a_newline_are_refused(bad):
+    with pytest.raises(InvalidPayload):
+        parse_experiment(bad)
+
+
+@pytest.mark.parametrize("variants, exposures, refused", [
+    ([{"name": "on"}, {"name": "off", "guidance": False}], 0, False),
+    ([{"name": "alpha"}, {"name": "beta"}], 0, False),
+    ([{"name": "alpha"}, {"name": "beta"}], 3, True),
+    ([{"name": "on"}, {"name": "off"}, {"name": "third"}], 3, True),
+    ([{"name": "off", "guidance": True}, {"name": "on", "guidance": False}], 3, False),
+])
+def test_variant_names_are_fixed_once_an_experiment_has_exposures(variants, exposures, refused):
+    before = parse_experiment(QUEUE_EXP)
+    after = parse_experiment({**QUEUE_EXP, "variants": variants, "queues": {}})
+    problem = redefinition_problem(before, after, exposures)
+    assert (problem is not None) == refused
+    if refused:
+        assert "new experiment id" in problem

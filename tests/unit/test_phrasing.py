@@ -1,7 +1,7 @@
 """Phrasing validation: schema, open-endedness, length, script patterns, cues."""
 import pytest
 
-from copilot.library.phrasing import InvalidPhrasing, parse_phrasing, text_problems
+from copilot.library.phrasing import MAX_PROBLEM_CHARS, MAX_PROBLEMS, InvalidPhrasing, parse_phrasing, text_problems
 
 BASE = {"id": "frustration-checkin-99", "text": "What has your experience been so far?", "cues": ["frustration"],
         "stage": "check-in", "channels": ["voice", "chat"], "use_when": ["this is a joke", "I'm fed up"],
@@ -87,3 +87,14 @@ def test_reserved_and_malformed_ids_are_refused():
 def test_valid_phrasing_round_trips_through_its_dict():
     phrasing = parse_phrasing(BASE)
     assert parse_phrasing(phrasing.as_dict()) == phrasing
+
+
+def test_an_id_ending_in_a_newline_is_refused():
+    assert problems(id="frustration-checkin-99\n")[0]["field"] == "id"
+
+
+def test_a_row_with_thousands_of_problems_lists_ten_each_cut_short():
+    listed = problems(cues=[f"{'x' * 290}-{i}" for i in range(3)], channels=[f"fax{i}" for i in range(5000)],
+                      **{"y" * 100_000: 1})
+    assert len(listed) == MAX_PROBLEMS + 1 and "more problems" in listed[-1]["message"]
+    assert all(len(p["field"]) <= 80 and len(p["message"]) <= MAX_PROBLEM_CHARS for p in listed)
