@@ -14,7 +14,6 @@ from copilot import conversation as engine
 from copilot.conversation import Conversation, CueSeen
 from copilot.cues.detector import CueDetector
 from copilot.errors import CopilotError, NotFound
-from copilot.library.experiments import assign, parse_experiment
 from copilot.library.service import Library
 from copilot.metrics import Metrics
 from copilot.protocol import validate
@@ -89,8 +88,7 @@ class CopilotService:
             return []
 
     def _variant(self, conv: Conversation):
-        data = self.library.store.experiments(conv.tenant).get(conv.experiment[0])
-        return parse_experiment(data).variant(conv.experiment[1]) if data else None
+        return self.library.variant(conv.tenant, *conv.experiment)
 
     def _quietly(self, what: str, work: Callable[[], None]) -> None:
         """Bookkeeping after a change has committed (usage counts, experiment outcomes): a failure is logged and
@@ -128,7 +126,9 @@ class CopilotService:
         conv = Conversation(id=data["conversation_id"], tenant=who.tenant, agent=who.agent, channel=data["channel"],
                             queue=redact(data.get("queue", "")), customer_ref=redact(data.get("customer_ref", "")),
                             locale=data.get("locale", "en"), consent=data.get("consent", True), started_at=time.time())
-        self._quietly("experiment assignment", partial(self._assign, conv))
+        assigned = self.library.assignment(who.tenant, conv.queue)  # never raises: a broken definition is skipped
+        if assigned is not None:
+            conv.experiment, conv.guidance = [assigned[0], assigned[1].name], assigned[1].guidance
         self.store.create(conv, [self._event(conv, "conversation.start", consent=conv.consent,
                                              experiment=conv.experiment)])
         if conv.experiment:
@@ -137,18 +137,6 @@ class CopilotService:
         self.metrics.conversations.inc()
         return Reply({"ok": True, "conversation_id": conv.id, "experiment": conv.experiment, "guidance": conv.guidance},
                      room(who.tenant, conv.id))
-
-    def _assign(self, conv: Conversation) -> None:
-        """Put a new conversation in the first active experiment that takes its queue (a broken definition is
-        skipped: the conversation then runs with guidance, outside any experiment)."""
-        for experiment in self.library.store.experiments(conv.tenant).values():
-            if experiment.get("active", True):
-                parsed = parse_experiment(experiment)
-                variant = assign(parsed, conv.queue)
-                if variant is not None:
-                    conv.experiment = [parsed.id, variant]
-                    conv.guidance = parsed.variant(variant).guidance
-                    return
 
     def snippet(self, who: Identity, payload: Any) -> Reply:
         started = time.perf_counter()
