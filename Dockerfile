@@ -22,5 +22,8 @@ HEALTHCHECK --interval=30s --timeout=3s --start-period=20s \
 # One gevent worker per container (Socket.IO sessions are sticky to a process): each open WebSocket costs
 # two greenlets and a session (about 35 KB), not a thread, and the model runs on a native thread beside the
 # event loop. CONNECTIONS caps the connections a container takes. Scale out with more containers sharing REDIS_URL
-# behind a balancer with sticky sessions; see README "Scaling out".
+# behind a balancer with sticky sessions; see README "Scaling out". COPILOT_SECRET (at least 32 bytes) must be the
+# same in every container. The Redis behind REDIS_URL must run with maxmemory set, maxmemory-policy noeviction
+# (any other policy may evict the library or live conversations) and appendonly yes (README "Running Redis");
+# /readyz reports its policy. Behind one proxy hop, set COPILOT_PROXY_HOPS=1.
 CMD ["sh", "-c", "exec gunicorn -k gevent -w 1 --worker-connections ${CONNECTIONS:-4000} -b ${HOST}:${PORT} --timeout 0 wsgi:app"]

@@ -43,6 +43,10 @@ def deployment(request, tmp_path_factory):
         servers = [ServerProcess(env, workdir)]
     else:
         redis_url = request.getfixturevalue("redis_server").url
+        import redis
+
+        with redis.Redis.from_url(redis_url) as client:  # the session's Redis: start from what a new deployment has
+            client.flushall()
         servers = [ServerProcess({**env, "REDIS_URL": redis_url}, workdir),
                    ServerProcess({**env, "REDIS_URL": redis_url}, workdir, gunicorn=True)]
     yield Deployment(request.param, servers, workdir / "instance", redis_url)
