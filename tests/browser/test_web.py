@@ -112,6 +112,32 @@ def test_sidebar_alone_joins_with_a_fragment_token_shows_highlights_and_wipes_th
     backend.close()
 
 
+def test_sidebar_says_when_its_token_expired_and_carries_on_once_the_host_refreshes_it(server, page):
+    short = Tokens(SECRET).issue("acme", "agent", "kim", ttl_s=6)
+    issued = time.time()
+    backend = AgentClient(server.url, Tokens(SECRET).issue("acme", "agent", "kim"))
+    cid = f"expiry-{time.time_ns()}"
+    assert backend.call("conversation.start", {"conversation_id": cid, "channel": "chat"})["ok"]
+    page.set_viewport_size({"width": 360, "height": 760})
+    page.goto(f"{server.url}/sidebar#token={short}&conversation_id={cid}")
+    expect(page.locator("#status")).to_have_text("connected")
+    backend.say(cid, "s1", "This is the third time I've called and I'm furious about this bill")
+    cards = page.locator("[data-suggestion-id]")
+    cards.first.wait_for(timeout=10000)
+    time.sleep(max(0.0, issued + 7 - time.time()))  # the token has now expired on the open connection
+    cards.first.get_by_role("button", name="Dismiss").click()
+    status = page.locator("#status")
+    expect(status).to_have_text("session expired: waiting for a new token")
+    assert status.is_visible() and cards.count() >= 1, "an event refused for an expired token changed nothing"
+    fresh = Tokens(SECRET).issue("acme", "agent", "kim")
+    page.evaluate("t => window.postMessage({type: 'copilot.refresh', token: t}, location.origin)", fresh)
+    expect(status).to_have_text("connected")
+    before = cards.count()
+    cards.first.get_by_role("button", name="Dismiss").click()
+    expect(cards).to_have_count(before - 1)
+    backend.close()
+
+
 def test_sidebar_refuses_a_query_string_token_and_tells_the_integrator_to_use_the_fragment(server, page):
     token = Tokens(SECRET).issue("acme", "agent", "amy")
     sockets = []

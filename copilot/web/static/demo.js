@@ -75,6 +75,11 @@
   window.addEventListener("message", function (event) {
     if (event.origin !== origin || !event.data) { return; }
     if (event.data.type === "copilot.ready") { ready = true; play(); }
+    if (event.data.type === "copilot.token_expired") {  // what a CRM does: fetch a new token, hand it over
+      fetch("/demo/token", { method: "POST" }).then(function (r) { return r.json(); }).then(function (body) {
+        if (body.ok) { token = body.token; post({ type: "copilot.refresh", token: token }); }
+      });
+    }
   });
   document.getElementById("replay").addEventListener("click", play);
   Promise.all([fetch("/demo/conversation").then(function (r) { return r.json(); }),

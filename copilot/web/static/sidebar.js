@@ -129,7 +129,7 @@
 
   function feedback(id, action, card) {
     if (!state.socket) { return; }
-    state.socket.call("suggestion.feedback", { conversation_id: state.conversationId, suggestion_id: id, action: action })
+    call("suggestion.feedback", { conversation_id: state.conversationId, suggestion_id: id, action: action })
       .then(function (ack) {
         toHost({ type: "copilot.ack", command: "suggestion.feedback", ack: ack });
         if (ack.ok && (action === "used" || action === "dismissed")) {
@@ -215,6 +215,26 @@
     setStatus("connecting…");
   }
 
+  // An event answered token_expired was not applied: ask the host for a new token (copilot.token_expired), which
+  // it sends back with copilot.refresh; the connection stays open meanwhile.
+  function call(event, payload) {
+    return state.socket.call(event, payload).then(function (ack) {
+      if (ack && ack.ok === false && ack.error && ack.error.code === "token_expired") {
+        setStatus("session expired: waiting for a new token");
+        toHost({ type: "copilot.token_expired", event: event });
+      }
+      return ack;
+    });
+  }
+
+  function refresh(token) {
+    state.socket.token = token;  // a reconnect then authenticates with it too
+    call("token.refresh", { token: token }).then(function (ack) {
+      if (ack.ok) { setStatus("connected"); }
+      toHost({ type: "copilot.ack", command: "token.refresh", ack: ack });
+    });
+  }
+
   function command(msg) {
     var socket = state.socket;
     var reply = function (name) {
@@ -222,23 +242,24 @@
     };
     if (msg.type === "copilot.connect") { el("notice").hidden = true; connect(msg.token); return; }
     if (!socket) { return; }
+    if (msg.type === "copilot.refresh") { refresh(msg.token); return; }
     if (msg.type === "copilot.start") {
       state.conversationId = msg.conversation_id;
-      socket.call("conversation.start", { conversation_id: msg.conversation_id, channel: msg.channel || "chat",
+      call("conversation.start", { conversation_id: msg.conversation_id, channel: msg.channel || "chat",
         queue: msg.queue, consent: msg.consent }).then(reply("conversation.start"));
     } else if (msg.type === "copilot.join") {
       state.conversationId = msg.conversation_id;
-      socket.call("conversation.join", { conversation_id: msg.conversation_id }).then(reply("conversation.join"));
+      call("conversation.join", { conversation_id: msg.conversation_id }).then(reply("conversation.join"));
     } else if (msg.type === "copilot.snippet") {
       if (msg.speaker === "agent") { upsertTurn(msg.snippet_id, "agent", msg.text, msg.final !== false, []); }
-      socket.call("transcript.snippet", { conversation_id: state.conversationId, snippet_id: msg.snippet_id,
+      call("transcript.snippet", { conversation_id: state.conversationId, snippet_id: msg.snippet_id,
         speaker: msg.speaker, text: msg.text, final: msg.final !== false }).then(reply("transcript.snippet"));
     } else if (msg.type === "copilot.mode") {
-      socket.call("conversation.mode", { conversation_id: state.conversationId, mode: msg.mode }).then(reply("conversation.mode"));
+      call("conversation.mode", { conversation_id: state.conversationId, mode: msg.mode }).then(reply("conversation.mode"));
     } else if (msg.type === "copilot.transfer") {
-      socket.call("conversation.transfer", { conversation_id: state.conversationId, to_queue: msg.to_queue }).then(reply("conversation.transfer"));
+      call("conversation.transfer", { conversation_id: state.conversationId, to_queue: msg.to_queue }).then(reply("conversation.transfer"));
     } else if (msg.type === "copilot.end") {
-      socket.call("conversation.end", { conversation_id: state.conversationId }).then(reply("conversation.end"));
+      call("conversation.end", { conversation_id: state.conversationId }).then(reply("conversation.end"));
     }
   }
 

@@ -1,0 +1,56 @@
+"""One tenant with a valid token fills the embedded store: it is refused at its own cap with a coded error, and
+no other tenant's live conversation is evicted to make room (the store used to drop the oldest past 20,000)."""
+import time
+
+import pytest
+
+from copilot.security import Tokens
+from tests.conftest import AgentClient, ServerProcess
+
+SECRET = "tenant-limits-secret-0123456789abcdef012345"
+CAP = 20
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tenant-limits")
+    proc = ServerProcess({"COPILOT_SECRET": SECRET, "COPILOT_INSTANCE_DIR": str(workdir / "instance"),
+                          "COPILOT_MAX_LIVE_CONVERSATIONS": str(CAP), "COPILOT_AGENT_RATE_PER_S": "500",
+                          "COPILOT_AGENT_RATE_BURST": "500", "COPILOT_RATE_PER_S": "500",
+                          "COPILOT_RATE_BURST": "500"}, workdir)
+    yield proc
+    proc.stop()
+
+
+def test_a_tenant_at_its_cap_is_refused_and_another_tenants_live_conversation_is_untouched(server):
+    victim = AgentClient(server.url, Tokens(SECRET).issue("victim", "agent", "vic"))
+    flooder = AgentClient(server.url, Tokens(SECRET).issue("demo", "agent", "demo-agent"))
+    try:
+        assert victim.call("conversation.start", {"conversation_id": "theirs", "channel": "voice"})["ok"]
+        assert victim.say("theirs", "s1", "I'm really worried about my account")["ok"]
+        codes = []
+        for n in range(CAP + 15):
+            reply = flooder.call("conversation.start", {"conversation_id": f"flood-{n}-{time.time_ns()}",
+                                                        "channel": "chat"})
+            codes.append("ok" if reply["ok"] else reply["error"]["code"])
+        assert codes.count("ok") == CAP and set(codes[CAP:]) == {"too_many_conversations"}, codes
+        joined = victim.call("conversation.join", {"conversation_id": "theirs"})
+        assert joined["ok"] and joined["counts"].get("anxiety") == 1
+        assert victim.say("theirs", "s2", "still worried")["ok"]
+    finally:
+        victim.close()
+        flooder.close()
+
+
+def test_ending_conversations_makes_room_again(server):
+    agent = AgentClient(server.url, Tokens(SECRET).issue("roomy", "agent", "ann"))
+    try:
+        ids = [f"r-{n}" for n in range(CAP)]
+        for cid in ids:
+            assert agent.call("conversation.start", {"conversation_id": cid, "channel": "chat"})["ok"]
+        assert agent.call("conversation.start", {"conversation_id": "one-more", "channel": "chat"})["error"]["code"] \
+            == "too_many_conversations"
+        assert agent.call("conversation.end", {"conversation_id": ids[0]})["ok"]
+        assert agent.call("conversation.start", {"conversation_id": "one-more", "channel": "chat"})["ok"]
+    finally:
+        agent.close()
