@@ -13,6 +13,17 @@ TEST_SECRET = "test-secret-0123456789abcdef0123456789"  # at least 32 bytes, as 
 GOEMOTIONS = ROOT.parent / "shared" / "data" / "goemotions"
 
 
+def own_server(workdir, secret: str, **env: str) -> ServerProcess:
+    """A `python wsgi.py` server of a test module's own on loopback, its instance folder (`.instance`) under
+    workdir, no suggestion cooldown and rates that a quick test stays under, unless `env` sets its own."""
+    settings = {"COPILOT_SECRET": secret, "COPILOT_INSTANCE_DIR": str(workdir / "instance"),
+                "COPILOT_SUGGESTION_COOLDOWN_S": "0", "COPILOT_RATE_PER_S": "200", "COPILOT_RATE_BURST": "400",
+                "COPILOT_AGENT_RATE_PER_S": "500", "COPILOT_AGENT_RATE_BURST": "500", **env}
+    server = ServerProcess(settings, workdir)
+    server.instance = workdir / "instance"
+    return server
+
+
 @pytest.fixture(scope="session")
 def detector():
     """The real cue detector over index/model (onnxruntime, no torch)."""

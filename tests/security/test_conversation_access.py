@@ -7,7 +7,7 @@ import time
 import pytest
 
 from copilot.security import Tokens
-from tests.conftest import AgentClient, ServerProcess
+from tests.conftest import AgentClient, own_server
 
 SECRET = "conversation-access-secret-0123456789abcdef"
 PII = ("4111 1111 1111 1111", "jo.bloggs@example.com")
@@ -15,11 +15,7 @@ PII = ("4111 1111 1111 1111", "jo.bloggs@example.com")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("access")
-    proc = ServerProcess({"COPILOT_SECRET": SECRET, "COPILOT_INSTANCE_DIR": str(workdir / "instance"),
-                          "COPILOT_SUGGESTION_COOLDOWN_S": "0", "COPILOT_RATE_PER_S": "200",
-                          "COPILOT_RATE_BURST": "400"}, workdir)
-    proc.instance = workdir / "instance"
+    proc = own_server(tmp_path_factory.mktemp("access"), SECRET)
     yield proc
     proc.stop()
 

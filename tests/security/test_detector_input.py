@@ -10,7 +10,7 @@ import requests
 
 from copilot.cues.lexicon import find_spans, scan
 from copilot.security import Tokens
-from tests.conftest import AgentClient, ServerProcess
+from tests.conftest import AgentClient, own_server
 
 SECRET = "detector-input-secret-0123456789abcdef0123"
 CRISIS = {
@@ -81,10 +81,7 @@ def test_the_detector_finds_crisis_behind_every_trick_with_spans_in_the_text_as_
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("detector-input")
-    proc = ServerProcess({"COPILOT_SECRET": SECRET, "COPILOT_INSTANCE_DIR": str(workdir / "instance"),
-                          "COPILOT_SUGGESTION_COOLDOWN_S": "0", "COPILOT_RATE_PER_S": "200",
-                          "COPILOT_RATE_BURST": "400"}, workdir)
+    proc = own_server(tmp_path_factory.mktemp("detector-input"), SECRET)
     yield proc
     proc.stop()
 

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from copilot.security import Tokens
-from tests.conftest import AgentClient, ServerProcess
+from tests.conftest import AgentClient, own_server
 
 SECRET = "tenant-limits-secret-0123456789abcdef012345"
 CAP = 20
@@ -13,11 +13,7 @@ CAP = 20
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("tenant-limits")
-    proc = ServerProcess({"COPILOT_SECRET": SECRET, "COPILOT_INSTANCE_DIR": str(workdir / "instance"),
-                          "COPILOT_MAX_LIVE_CONVERSATIONS": str(CAP), "COPILOT_AGENT_RATE_PER_S": "500",
-                          "COPILOT_AGENT_RATE_BURST": "500", "COPILOT_RATE_PER_S": "500",
-                          "COPILOT_RATE_BURST": "500"}, workdir)
+    proc = own_server(tmp_path_factory.mktemp("tenant-limits"), SECRET, COPILOT_MAX_LIVE_CONVERSATIONS=str(CAP))
     yield proc
     proc.stop()
 
