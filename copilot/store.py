@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 from copilot.conversation import Conversation
 from copilot.errors import CopilotError
-from copilot.eventlog import EVENT_MAX_AGE_DAYS, EVENT_MAX_ENTRIES, EventLog, stream_append
+from copilot.eventlog import EVENT_MAX_AGE_DAYS, EVENT_MAX_ENTRIES, EventLog, stream_append, tenant_needle
 
 T = TypeVar("T")
 STATE_TTL_S = 24 * 3600
@@ -61,8 +61,15 @@ class ConversationStore(Protocol):
     def get(self, tenant: str, conversation_id: str) -> Conversation: ...
     def require(self, tenant: str, conversation_id: str) -> None: ...
     def update(self, tenant: str, conversation_id: str, change: Change) -> T: ...
-    def events(self, limit: int = 100_000) -> list[dict]: ...
+    def events(self, limit: int = 100_000, tenant: str | None = None) -> list[dict]: ...
     def ping(self) -> bool: ...
+
+
+def refuse_takeover(existing: Conversation, new: Conversation) -> None:
+    """An ended conversation kept for a late join may be started again by the agent it belongs to, never taken
+    over by another: their events would reach the first agent's room and the summary would be lost."""
+    if not existing.open_to(new.agent, "agent"):
+        raise ConversationExists(f"conversation {new.id} is in use by another agent; use a new id")
 
 
 def unknown(conversation_id: str) -> UnknownConversation:
@@ -101,6 +108,8 @@ class MemoryConversationStore:
             live = self.live.get(conv.tenant, {})
             if conv.id in live:
                 raise ConversationExists(f"conversation {conv.id} is already running; join it instead")
+            if key in self.items:  # ended, kept for a late join: only its own agent may start it again
+                refuse_takeover(pickle.loads(self.items[key]), conv)
             if conv.ended_at is None and len(live) >= self.max_live:
                 raise too_many(conv.tenant, self.max_live)
             data = pickle.dumps(conv)
@@ -139,9 +148,9 @@ class MemoryConversationStore:
                 self._place(key, draft.ended_at, time.time())
             return result
 
-    def events(self, limit: int = 100_000) -> list[dict]:
-        """The newest events of the log, oldest first."""
-        return self.log.read(limit)
+    def events(self, limit: int = 100_000, tenant: str | None = None) -> list[dict]:
+        """The newest events of the log, oldest first (with `tenant`, that tenant's among them)."""
+        return self.log.read(limit, tenant)
 
     def ping(self) -> bool:
         return True
@@ -237,6 +246,8 @@ class RedisConversationStore:
                         existing = pipe.get(key)
                         if existing and json.loads(existing).get("ended_at") is None:
                             raise ConversationExists(f"conversation {conv.id} is already running; join it instead")
+                        if existing:
+                            refuse_takeover(self._decode(existing)[0], conv)
                         now = time.time()
                         if conv.ended_at is None and pipe.zcount(index, now - STATE_TTL_S, "+inf") >= self.max_live:
                             raise too_many(conv.tenant, self.max_live)
@@ -302,13 +313,14 @@ class RedisConversationStore:
         except self.errors as error:
             raise self._unavailable(error) from None
 
-    def events(self, limit: int = 100_000) -> list[dict]:
-        """The newest events of the shared stream, oldest first."""
+    def events(self, limit: int = 100_000, tenant: str | None = None) -> list[dict]:
+        """The newest events of the shared stream, oldest first (with `tenant`, that tenant's among them)."""
         try:
             entries = self.redis.xrevrange(self.stream, count=limit)
         except self.errors as error:
             raise self._unavailable(error) from None
-        return [json.loads(fields["event"]) for _, fields in reversed(entries)]
+        needle = tenant_needle(tenant) if tenant else ""
+        return [json.loads(fields["event"]) for _, fields in reversed(entries) if needle in fields["event"]]
 
     def ping(self) -> bool:
         try:

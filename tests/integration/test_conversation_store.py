@@ -255,3 +255,28 @@ def test_redis_policy_warns_about_any_policy_but_noeviction(redis_url):
         client.config_set("maxmemory-policy", before)
     unreachable = redis_policy(f"redis://127.0.0.1:{free_port()}/0")
     assert not unreachable["ok"] and not unreachable["reachable"]
+
+
+def test_an_ended_conversation_may_be_started_again_by_its_agent_but_not_taken_over_by_another(store):
+    store.create(conversation("c9"), [])
+
+    def end(conv):
+        conv.ended_at = time.time()
+        return None, []
+    store.update("acme", "c9", end)
+    other = Conversation(id="c9", tenant="acme", agent="bob", channel="chat", started_at=time.time())
+    with pytest.raises(ConversationExists, match="another agent"):
+        store.create(other, [])
+    assert store.get("acme", "c9").agent == "amy"
+    store.create(conversation("c9"), [])
+    assert store.get("acme", "c9").ended_at is None
+
+
+def test_a_tenants_events_are_read_without_the_others(tmp_path):
+    log = FileEventLog(tmp_path / "events.jsonl")
+    for n in range(30):
+        log.append({"type": "x", "tenant": "acme" if n % 3 == 0 else "other", "n": n,
+                    "text": '"tenant": "acme" inside a text does not count'})
+    mine = MemoryConversationStore(log).events(tenant="acme")
+    assert [e["n"] for e in mine] == list(range(0, 30, 3)) and all(e["tenant"] == "acme" for e in mine)
+    assert (tmp_path / "events.jsonl").stat().st_mode & 0o077 in (0, 0o040)  # no other user reads it

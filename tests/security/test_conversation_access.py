@@ -102,3 +102,21 @@ def test_the_summary_and_log_never_lose_a_crisis_after_many_turns(client, server
               if cid in line]
     crisis = [e for e in events if e.get("snippet_id") == "crisis"]
     assert len(crisis) == 1 and crisis[0]["triage_level"] == 3
+
+
+def test_another_agent_cannot_take_over_an_ended_conversation_kept_for_a_late_join(client):
+    amy, amy_sidebar, bob = client("amy"), client("amy"), client("bob")
+    cid = unique("ended")
+    assert amy.call("conversation.start", {"conversation_id": cid, "channel": "chat"})["ok"]
+    assert amy_sidebar.call("conversation.join", {"conversation_id": cid})["ok"]
+    assert amy.say(cid, "s1", "I'm worried about the bill")["ok"]
+    assert amy.call("conversation.end", {"conversation_id": cid})["ok"]
+    reply = bob.call("conversation.start", {"conversation_id": cid, "channel": "chat"})
+    assert reply["error"]["code"] == "conversation_exists", reply
+    assert bob.say(cid, "b1", "my husband passed away")["error"]["code"] == "unknown_conversation"
+    time.sleep(0.5)
+    assert not [h for h in amy_sidebar.of("cue.highlight") if h["snippet_id"] == "b1"]
+    joined = amy.call("conversation.join", {"conversation_id": cid})
+    assert joined["ok"] and joined["ended"] and joined["counts"].get("anxiety") == 1
+    assert amy.call("conversation.start", {"conversation_id": cid, "channel": "chat"})["ok"], \
+        "its own agent may start it again"
