@@ -15,7 +15,7 @@ from copilot.errors import InvalidPayload
 from copilot.library import experiments as exp
 from copilot.library.files import UnreadableFile
 from copilot.library.phrasing import CHANNELS, STAGES, STATUSES
-from copilot.security import TENANT_PATTERN, Identity, bearer
+from copilot.security import TENANT_PATTERN, Forbidden, Identity, bearer
 
 library_api = Blueprint("library", __name__, url_prefix="/api/v1")
 
@@ -186,9 +186,13 @@ def usage():
 @library_api.get("/analytics/conversations")
 def conversation_analytics():
     """Cue mentions and emotional resolution per day, from the event log."""
-    identity().require("lead")
-    events = current_app.extensions["copilot.service"].store.events()
-    return jsonify({"ok": True, **exp.conversation_trends(events, identity().tenant)})
+    who = identity()
+    who.require("lead")
+    store = current_app.extensions["copilot.service"].store
+
+    def trends() -> dict:  # reads and parses up to 100,000 events: off the loop, never holding up a snippet
+        return exp.conversation_trends(store.events(tenant=who.tenant), who.tenant)
+    return jsonify({"ok": True, **current_app.extensions["copilot.off_loop"](trends)})
 
 
 @library_api.get("/experiments")
@@ -212,16 +216,22 @@ def experiment_report(experiment_id: str):
 
 @library_api.get("/tenants")
 def list_tenants():
-    identity().require("admin")
-    return jsonify({"ok": True, "tenants": library().store.tenants()})
+    """The caller's own tenant, if its library is seeded: a token never learns of another tenant, admin or not
+    (tenants come into being with their first token, `python -m copilot token --tenant ...`)."""
+    who = identity()
+    who.require("admin")
+    return jsonify({"ok": True, "tenants": [t for t in library().store.tenants() if t == who.tenant]})
 
 
 @library_api.post("/tenants")
 def create_tenant():
-    """Create (seed) a tenant's library from the shipped one."""
-    identity().require("admin")
+    """Seed the caller's own tenant's library from the shipped one (an admin of one tenant cannot touch another)."""
+    who = identity()
+    who.require("admin")
     name = json_body().get("tenant")
-    if not isinstance(name, str) or not TENANT_PATTERN.match(name):
+    if not isinstance(name, str) or not TENANT_PATTERN.fullmatch(name):
         raise InvalidPayload("tenant must be 1-40 lower-case letters, digits or '-'")
+    if name != who.tenant:
+        raise Forbidden(f"an admin of {who.tenant} manages only {who.tenant}")
     count = len(library().phrasings(name))
     return jsonify({"ok": True, "tenant": name, "phrasings": count}), 201

@@ -9,9 +9,11 @@ Workers learn of changes by comparing the tenant's revision and reading the ids 
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -133,6 +135,18 @@ def _phrasing(data: str | bytes) -> Phrasing:
     return parse_phrasing(json.loads(data))
 
 
+def unavailable_on_disk_errors(method: Callable[..., T]) -> Callable[..., T]:
+    """A full disk, an I/O error or a database locked past the timeout: the write was not applied
+    (store_unavailable), never a 500."""
+    @functools.wraps(method)
+    def guarded(self: SqliteLibraryStore, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.OperationalError as error:
+            raise StoreUnavailable(f"library store unavailable: {error}; nothing was applied, retry later") from None
+    return guarded
+
+
 class SqliteLibraryStore:
     """The embedded default: a single SQLite file, safe across threads and processes."""
 
@@ -165,6 +179,7 @@ class SqliteLibraryStore:
         self.offload = offload or run_here
         self.lock = threading.RLock()
         self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
+        os.chmod(self.path, 0o640)  # SQLite gives its -wal and -shm files the same mode
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(self.SCHEMA)
@@ -199,6 +214,7 @@ class SqliteLibraryStore:
                           (tenant, phrasing_id))
         return [Version(_phrasing(d), at, actor) for d, at, actor in rows]
 
+    @unavailable_on_disk_errors
     def commit(self, tenant: str, changes: list[Change], expected_revision: int | None = None) -> int:
         rows = serialized(changes)
         with self.lock:
@@ -231,7 +247,8 @@ class SqliteLibraryStore:
                            (tenant, revision, now, change.actor, change.action, p.id, before, after))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # after a disk I/O error SQLite may have rolled back already
+                db.execute("ROLLBACK")
             raise
         return revision
 
@@ -244,6 +261,7 @@ class SqliteLibraryStore:
         return [AuditEntry(s, r, at, actor, action, pid, json.loads(b) if b else None, json.loads(a) if a else None)
                 for s, r, at, actor, action, pid, b, a in rows]
 
+    @unavailable_on_disk_errors
     def count_usage(self, tenant: str, phrasing_id: str, action: str, cue: str, queue: str, channel: str) -> None:
         with self.lock:
             self.db.execute("INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT DO UPDATE SET count = count + 1",
@@ -254,6 +272,7 @@ class SqliteLibraryStore:
                           (tenant,))
         return [dict(zip(("phrasing_id", "action", "cue", "queue", "channel", "count"), r)) for r in rows]
 
+    @unavailable_on_disk_errors
     def put_experiment(self, tenant: str, experiment: dict) -> None:
         with self.lock:
             self.db.execute("INSERT OR REPLACE INTO experiments VALUES (?, ?, ?)",
@@ -269,6 +288,7 @@ class SqliteLibraryStore:
     def experiment_count(self, tenant: str) -> int:
         return self._rows("SELECT COUNT(*) FROM experiments WHERE tenant = ?", (tenant,))[0][0]
 
+    @unavailable_on_disk_errors
     def log_exposure(self, tenant: str, experiment: str, variant: str, conversation: str) -> None:
         with self.lock:
             self.db.execute("INSERT INTO exposures (tenant, experiment, variant, conversation, at) VALUES (?, ?, ?, ?, ?)",
@@ -283,6 +303,7 @@ class SqliteLibraryStore:
         return self._rows("SELECT COUNT(*) FROM exposures WHERE tenant = ? AND experiment = ?",
                           (tenant, experiment))[0][0]
 
+    @unavailable_on_disk_errors
     def record_outcome(self, tenant: str, experiment: str, variant: str, conversation: str, outcome: dict) -> None:
         with self.lock:
             self.db.execute("INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?)",

@@ -131,11 +131,18 @@ def test_usage_analytics_and_experiment_report_are_served(server):
     assert call(server, "GET", "/api/v1/analytics/usage?format=csv").text.startswith("phrasing_id,shown")
 
 
-def test_admins_manage_tenants_and_leads_may_not(server):
-    assert call(server, "POST", "/api/v1/tenants", json={"tenant": "initech"}).status_code == 403
-    reply = call(server, "POST", "/api/v1/tenants", role="admin", json={"tenant": "initech"})
+def test_admins_manage_their_own_tenant_and_leads_may_not(server):
+    assert call(server, "POST", "/api/v1/tenants", tenant="initech", json={"tenant": "initech"}).status_code == 403
+    reply = call(server, "POST", "/api/v1/tenants", role="admin", tenant="initech", json={"tenant": "initech"})
     assert reply.status_code == 201 and reply.json()["phrasings"] >= 200
-    assert "initech" in call(server, "GET", "/api/v1/tenants", role="admin").json()["tenants"]
+    assert call(server, "GET", "/api/v1/tenants", role="admin", tenant="initech").json()["tenants"] == ["initech"]
+
+
+def test_an_admin_of_one_tenant_neither_sees_nor_seeds_another(server):
+    assert call(server, "POST", "/api/v1/tenants", role="admin", tenant="acme", json={"tenant": "acme"}).ok
+    evil = call(server, "POST", "/api/v1/tenants", role="admin", tenant="evil", json={"tenant": "acme"})
+    assert evil.status_code == 403 and evil.json()["error"]["code"] == "forbidden" and "phrasings" not in evil.json()
+    assert "acme" not in call(server, "GET", "/api/v1/tenants", role="admin", tenant="evil").json()["tenants"]
 
 
 @pytest.mark.parametrize("method, path, kwargs, code", [

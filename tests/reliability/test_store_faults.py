@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import requests
 
 from bench.servers import ServerProcess
 from copilot.conversation import Conversation
@@ -175,6 +176,28 @@ def test_a_full_disk_never_acknowledges_a_snippet_it_did_not_log_and_a_retry_cou
         server.stop()
     logged = logged_snippets(read_lines(instance / "events.jsonl"), "c1")
     assert sorted(logged) == sorted(sids), "every acknowledged snippet is in the log exactly once"
+
+
+def test_a_full_disk_answers_library_edits_with_store_unavailable_and_applies_them_once_it_has_room(disk, tmp_path):
+    if isinstance(disk, FileSizeLimit):
+        pytest.skip("the library's SQLite files are not the largest the server writes: needs the tmpfs")
+    instance = disk.root / "instance"
+    server = ServerProcess(env(instance), tmp_path, command=[sys.executable, "-c", IGNORE_SIGXFSZ])
+    lead = {"Authorization": f"Bearer {Tokens(SECRET).issue('acme', 'lead', 'lee')}"}
+    phrasing = {"id": "disk-full-01", "text": "What would help most right now?", "cues": ["frustration"],
+                "stage": "check-in", "channels": ["chat"], "use_when": ["this is a joke", "I am fed up"]}
+    try:
+        assert requests.get(server.url + "/api/v1/phrasings", headers=lead, timeout=30).status_code == 200  # seeded
+        disk.fill(server)
+        refused = requests.post(server.url + "/api/v1/phrasings", json=phrasing, headers=lead, timeout=30)
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "store_unavailable", refused.text
+        disk.free(server)
+        created = requests.post(server.url + "/api/v1/phrasings", json=phrasing, headers=lead, timeout=30)
+        assert created.status_code == 201, created.text
+        got = requests.get(server.url + "/api/v1/phrasings/disk-full-01", headers=lead, timeout=30)
+        assert got.json()["phrasing"]["version"] == 1
+    finally:
+        server.stop()
 
 
 # -- defect 7: Redis out of memory ------------------------------------------------------------------------------
