@@ -25,6 +25,14 @@ def http_error(error: HTTPException):
     return jsonify({"ok": False, "error": {"code": code, "message": error.description}}), error.code
 
 
+@api.app_errorhandler(RecursionError)
+def too_deep(error: RecursionError):
+    """JSON nested thousands deep: Flask's parser raises RecursionError, which get_json(silent=True) lets
+    through as a 500."""
+    return jsonify({"ok": False, "error": {"code": "invalid_payload",
+                                           "message": "the body is nested too deeply to read"}}), 400
+
+
 @api.get("/healthz")
 def healthz():
     """The process is up."""

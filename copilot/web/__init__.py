@@ -4,6 +4,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -142,5 +143,7 @@ def demo_token():
     except RateLimited:
         error = RateLimited("too many demo tokens from this address; one more every 6 seconds")
         return jsonify(error_body(error)), error.status, {"Retry-After": "6"}
-    token = current_app.extensions["copilot.tokens"].issue(DEMO_TENANT, "agent", "demo-agent", ttl_s=3600)
+    # An agent id of each visitor's own: two visitors of the demo never see each other's conversations.
+    agent = f"demo-{secrets.token_hex(6)}"
+    token = current_app.extensions["copilot.tokens"].issue(DEMO_TENANT, "agent", agent, ttl_s=3600)
     return jsonify({"ok": True, "token": token, "tenant": DEMO_TENANT}), 200, {"Cache-Control": "no-store"}

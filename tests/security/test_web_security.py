@@ -155,3 +155,12 @@ def test_the_demo_token_buckets_refill_and_stay_bounded_in_number():
     with pytest.raises(RateLimited):  # one /64 is one client
         limits.take("2001:db8::3")
 
+
+
+def test_each_demo_visitor_is_an_agent_of_its_own(build):
+    from copilot.security import Tokens
+
+    client = build().test_client()
+    agents = {Tokens(SECRET).verify(client.post("/demo/token", environ_base={"REMOTE_ADDR": f"127.0.0.{n}"})
+                                    .get_json()["token"]).agent for n in range(20, 24)}
+    assert len(agents) == 4  # old: every visitor was demo-agent, so one could join another's conversation

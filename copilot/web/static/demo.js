@@ -75,9 +75,11 @@
   window.addEventListener("message", function (event) {
     if (event.origin !== origin || !event.data) { return; }
     if (event.data.type === "copilot.ready") { ready = true; play(); }
-    if (event.data.type === "copilot.token_expired") {  // what a CRM does: fetch a new token, hand it over
+    if (event.data.type === "copilot.token_expired") {
+      // A CRM would fetch a new token for the same agent and send copilot.refresh; each demo token is a new
+      // visitor of its own, so the demo reconnects and replays instead.
       fetch("/demo/token", { method: "POST" }).then(function (r) { return r.json(); }).then(function (body) {
-        if (body.ok) { token = body.token; post({ type: "copilot.refresh", token: token }); }
+        if (body.ok) { token = body.token; play(); }
       });
     }
   });
