@@ -37,3 +37,11 @@ def test_bad_input_gets_a_coded_error(client, payload, code, status):
                            json=payload, content_type="application/json")
     assert response.status_code == status
     assert response.get_json()["error"]["code"] == code
+
+
+@pytest.mark.parametrize("path", ["/api/v1/cues", "/api/v1/validate"])
+def test_json_nested_too_deep_is_a_coded_400_not_a_500(client, path):
+    body = "[" * 100_000 + "]" * 100_000
+    lead = {"Authorization": "Bearer " + Tokens(TEST_SECRET).issue("acme", "lead", "lee")}
+    reply = client.post(path, data=body, content_type="application/json", headers=lead)
+    assert reply.status_code == 400 and reply.get_json()["error"]["code"] == "invalid_payload", reply.get_data()[:300]
