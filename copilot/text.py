@@ -1,9 +1,9 @@
 """One text normalisation step for every detector and the redactor (pure), with a map back to the original.
 
 Customers and transcript sources write the same words in many ways: a non-breaking or double space, a tab, a
-zero-width space inside a word, full-width letters, curly apostrophes, HTML entities from a web chat. Detectors
-match on the normalised text; the spans they report are mapped back with `Normalised.span`, so they still point
-into the text the agent sees.
+zero-width space or a filler inside a word, full-width letters, accents, Cyrillic or Greek look-alike letters, curly
+apostrophes, HTML entities from a web chat. Detectors match on the normalised text; the spans they report are
+mapped back with `Normalised.span`, so they still point into the text the agent sees.
 """
 from __future__ import annotations
 
@@ -20,6 +20,24 @@ ENTITY = r"&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
 # What needs work; everything between two matches is printable ASCII with single spaces, kept as it is.
 SPECIAL = re.compile(rf"(?P<entity>{ENTITY})|(?P<spaces>  +)|[^ -~]+")
 NEEDS_WORK = re.compile(rf"  |{ENTITY}|[^ -~]")
+# Letters that render blank but are not format characters (Hangul fillers, the braille blank, Arabic and NKo
+# stretching marks): they hide inside words like zero-width spaces do, so they count as invisible.
+FILLERS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u0640\u07fa\U0001d159")
+# Cyrillic, Greek, Armenian and Latin-extension letters that look like a Latin one, mapped one to one so that
+# offsets stay put. Applied only to words that mix them with Latin letters, or that stand beside such a word
+# (see `unconfuse`), so that Russian or Greek text is not rewritten.
+CONFUSABLES = {ord(k): v for k, v in zip(
+    "аеорсухіјѕԁһӏкԛԝүмАВЕКМНОРСТХУЅІЈҺҮԚԜӀ"  # Cyrillic
+    "αεικνορτυχγηϳΑΒΕΖΗΙΚΜΝΟΡΤΥΧ"  # Greek
+    "օսհոզ"  # Armenian
+    "ıɑɡȷ",  # Latin letters outside ASCII that pass for ASCII ones
+    "aeopcyxijsdhlkqwymABEKMHOPCTXYSIJHYQWI"
+    "aeikvoptuxynjABEZHIKMNOPTYX"
+    "ouhnq"
+    "iagj", strict=True)}
+CONFUSABLE = re.compile("[" + "".join(map(chr, CONFUSABLES)) + "]")
+TOKEN = re.compile(r"[^\W_]+")  # letters and digits
+LATIN = re.compile("[A-Za-z]")
 MAX_GROWTH = 1  # characters a compatibility form may add ("\ufb01" is "fi"; "\u2026" would be "..."): scans stay linear
 
 
@@ -52,10 +70,49 @@ class Normalised:
 
 
 @lru_cache(maxsize=4096)
+def unaccented(c: str) -> str:
+    """The letter without its accents ("é" is "e"), when it is one letter with marks; else the letter itself
+    (a Hangul syllable decomposes into letters, not marks, and stays whole)."""
+    parts = unicodedata.normalize("NFD", c)
+    base = [p for p in parts if unicodedata.category(p) not in ("Mn", "Me")]
+    return base[0] if len(base) == 1 and len(parts) > 1 else c
+
+
+def unconfuse(text: str) -> str:
+    """Look-alike letters made Latin inside words that mix them with Latin ones ("kіll" with a Cyrillic і), and
+    in runs of words made only of look-alikes next to such a word ("kill муѕеlf", "tо"); one to one, so that
+    every offset holds. A word with any other non-Latin letter is left as it is."""
+    if not CONFUSABLE.search(text):
+        return text
+    words = list(TOKEN.finditer(text))
+    latin = [bool(LATIN.search(w.group())) for w in words]
+    # Only look-alikes (and digits): Latin if a Latin word stands next to its run.
+    alike = [not latin[i] and bool(CONFUSABLE.search(w.group())) and w.group().translate(CONFUSABLES).isascii()
+             for i, w in enumerate(words)]
+    pieces, at, i = [], 0, 0
+    while i < len(words):
+        run_end = i
+        if alike[i]:
+            while run_end + 1 < len(words) and alike[run_end + 1]:
+                run_end += 1
+            if not ((i > 0 and latin[i - 1]) or (run_end + 1 < len(words) and latin[run_end + 1])):
+                i = run_end + 1
+                continue
+        elif not latin[i] or not CONFUSABLE.search(words[i].group()):
+            i += 1
+            continue
+        start, end = words[i].start(), words[run_end].end()
+        pieces += [text[at:start], text[start:end].translate(CONFUSABLES)]
+        at, i = end, run_end + 1
+    return "".join(pieces) + text[at:]
+
+
+@lru_cache(maxsize=4096)
 def fold(piece: str, invisible_as_space: bool = False) -> tuple[str, bool]:
     """One character with its combining marks (or a decoded entity) in normal form: NFKC (unless that would
-    add more than MAX_GROWTH characters), apostrophes straightened, stray marks and format and control characters
-    dropped (or made spaces), whitespace a space, a line break a newline; and whether it held an invisible one."""
+    add more than MAX_GROWTH characters), accents dropped, apostrophes straightened, stray marks dropped, format
+    and control characters and fillers dropped (or made spaces), whitespace a space, a line break a newline; and
+    whether it held an invisible one."""
     out, invisible = [], False
     normal = unicodedata.normalize("NFKC", piece)
     if len(normal) > len(piece) + MAX_GROWTH:  # U+FDFA is 18 letters in NFKC: 4,000 of them would be 72,000
@@ -65,19 +122,19 @@ def fold(piece: str, invisible_as_space: bool = False) -> tuple[str, bool]:
             out.append("\n")
         elif c.isspace():
             out.append(" ")
-        elif unicodedata.category(c) in ("Cf", "Cc"):  # zero-width spaces and joiners, soft hyphens, BOMs
+        elif c in FILLERS or unicodedata.category(c) in ("Cf", "Cc"):  # zero-width spaces, soft hyphens, BOMs
             invisible = True
             if invisible_as_space:
                 out.append(" ")
         elif unicodedata.category(c) not in ("Mn", "Me"):  # marks that composed with their letter are gone by now
-            out.append(c)
+            out.append(unaccented(c) if ord(c) > 0x7F else c)
     return "".join(out), invisible
 
 
 def normalise(text: str, invisible_as_space: bool = False) -> Normalised:
     """The text in normal form (see `fold`), runs of whitespace collapsed to one space, or to one newline where
     the run holds one. With invisible_as_space, format characters separate words instead of vanishing
-    ("kill\u200bmyself" rather than "ki\u200bll")."""
+    ("kill\u200bmyself" rather than "ki\u200bll"). Look-alike letters in mixed words are made Latin last."""
     if not NEEDS_WORK.search(text):  # the usual snippet: one C-level scan, no copy
         return Normalised(text, text)
     chars: list[str] = []
@@ -138,5 +195,5 @@ def normalise(text: str, invisible_as_space: bool = False) -> Normalised:
                 piece = i
     if at < len(text):
         plain(at, len(text))
-    return Normalised("".join(chars), text, tuple(starts), tuple(ends), invisible)
+    return Normalised(unconfuse("".join(chars)), text, tuple(starts), tuple(ends), invisible)
 

@@ -21,7 +21,26 @@ from copilot.text import Normalised, normalise
 # cancels gratitude in the same text.
 DAY = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|the weekend|tomorrow|tonight|today|then|noon|midnight)"
 KIN = (r"(?:husband|wife|partner|mum|mom|mother|dad|father|son|daughter|child|baby|boy|girl|brother|sister|"
-       r"grandmother|grandfather|grandad|grandma|nan|gran|aunt|uncle|friend|fiancée?)")
+       r"grandmother|grandfather|grandad|grandma|nan|gran|aunt|uncle|friend|fiancee?)")  # accents are folded
+# What may stand between the words of a self-harm phrase: a space or a line break, or a joiner in place of the
+# space ("kill-myself", "kill_myself", "kill.myself"); never a joiner and a space, which would reach across two
+# sentences ("the calls never end. It all started...").
+JOIN = r"(?:[ \n]|[-_.~*+/|]{1,2})"
+# Insults with digits or an asterisk for letters ("1d10t", "st*pid").
+IDIOT, STUPID, MORON, USELESS = r"[i1!|]d[i1!|*][o0*]t", r"st[u*v]p[i1!*]d", r"m[o0*]r[o0*]n", r"us[e3*]l[e3*]ss"
+
+
+def joined(phrases: str) -> str:
+    """Alternative phrases whose words may be joined by punctuation as well as a space (see JOIN)."""
+    return phrases.replace(" ", JOIN)
+
+
+def spaced(phrase: str) -> str:
+    """A phrase written out letter by letter ("k i l l m y s e l f", "s.u.i.c.i.d.e"): every letter apart."""
+    gap = r"[ ._~*+/|-]"
+    return f"{gap}{{1,2}}".join(gap.join(word) for word in phrase.split())
+
+
 PATTERNS: dict[str, tuple[str, ...]] = {
     "repeat_contact": (
         r"!(?:second|third|fourth|fifth|sixth|\d+(?:st|nd|rd|th)|umpteenth|hundredth) time(?= (?:i'?ve|i have|i'?m|"
@@ -102,13 +121,14 @@ PATTERNS: dict[str, tuple[str, ...]] = {
         r"(?:in|within) the (?:next )?(?:hour|few hours|\d+ minutes)",
     ),
     "abuse": (
-        r"!(?:you(?:'re| are)|ur|you|you lot are)(?: such| a| an| so| absolutely| fucking| bloody| completely| "
-        r"totally| the most| actually| just| bunch of)* (?:an? )?(?:idiot|moron|stupid|useless|incompetent|clown|"
+        r"!(?:you(?:'re| are)|ur|u r|u are|you|you lot are)(?: such| a| an| so| absolutely| fucking| bloody| "
+        rf"completely| totally| the most| actually| just| bunch of)* (?:an? )?(?:{IDIOT}|{MORON}|{STUPID}|{USELESS}|"
+        r"incompetent|clown|"
         r"joke|imbecile|cretins?|pathetic|worthless|brain ?dead|halfwit|waste of space|muppet|donkey|thick|dumb|"
         r"dense|liar|liars|scum|crooks?|thieves|parrot|numpty|retard\w*|bitch|bastard|prick|dickhead|arsehole|"
         r"asshole|piece of (?:shit|crap|garbage)|clueless|jobsworth)",
         r"!(?:shut up|shut your (?:mouth|face)|go to hell|screw you|fuck (?:you|off)|piss off|get lost|drop dead)",
-        r"!(?:idiot|moron|imbecile|cretin|halfwit|dickhead|arsehole|asshole|bitch|bastard|prick|muppet|numpty|"
+        rf"!(?:{IDIOT}|{MORON}|imbecile|cretin|halfwit|dickhead|arsehole|asshole|bitch|bastard|prick|muppet|numpty|"
         r"parrot|clown|jobsworth)s?\b",
         r"!(?:i(?:'ll| will| am going to|'m going to|'m gonna| gonna)) (?:find|come|hunt|track|get|hurt|kill|"
         r"smash|beat|make you pay|make sure you)(?: you| (?:down )?where you live| for this| pay| down there)?",
@@ -140,9 +160,16 @@ PATTERNS: dict[str, tuple[str, ...]] = {
         r"unauthori[sz]ed (?:transaction|payment|charge)s?|(?:payments?|transactions?|charges?) (?:\w+ ){0,4}?"
         r"(?:i|we) didn'?t make|didn'?t authori[sz]e|wasn'?t me|(?:opened|took out|taken out|applied for) "
         r"(?:\w+ ){0,4}in my name|pretending to be)",
-        r"!(?:kill myself|end it all|end my life|suicid\w*|self[- ]harm|hurt myself|don'?t want to (?:live|be here)|"
-        r"no reason to live|can'?t go on|better off (?:dead|without me)|don'?t see the point (?:in|of) "
+        r"!(?:" + joined("k[i1!|]ll mys[e3]lf|end it all|end my life|take my own life|taking my own life|hurt myself|"
+                         "unalive myself") + r"|killmyself|kill my self(?![- ](?:esteem|confidence|worth|respect|image))|"
+        r"suicid\w*|self[-_. ]?harm|don'?t want to (?:live|be here)|no reason to live|can'?t go on|"
+        r"better off (?:dead|without me)|not worth living|don'?t see the point (?:in|of) "
         r"(?:carrying on|going on|living|anything))",
+        "!" + "|".join(spaced(phrase) for phrase in ("kill myself", "suicide", "end my life")),
+        # Negation counts here: "I don't want to die" is no crisis; nor is "I want to die of embarrassment".
+        rf"(?:(?:want(?:s|ed)?|wanting){JOIN}to|wanna){JOIN}die(?! (?:of|from|laughing|happy|old)\b)|"
+        r"wish (?:i was|i were|i could be) dead|wish i could die|"
+        r"overdos(?:e|ed|es|ing)(?! on (?:coffee|caffeine|sugar|chocolate))",
         r"!domestic (?:abuse|violence)|(?:abusive|violent) (?:partner|husband|wife|ex)",
     ),
     "_sarcasm": (

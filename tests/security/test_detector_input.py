@@ -1,6 +1,7 @@
 """Hostile input to the phrase detectors (issue #11, defects 2 and 4): every cue survives whitespace, entity,
-invisible and full-width tricks, at the detector and end to end over a real Socket.IO server on loopback; the
-scan is linear in the text; and the REST cue endpoint wants a token."""
+invisible and full-width tricks, accents, look-alike letters, blank fillers and reworded or joined phrases, at the
+detector and end to end over a real Socket.IO server on loopback; the scan is linear in the text; and the REST cue
+endpoint wants a token."""
 import statistics
 import threading
 import time
@@ -23,7 +24,37 @@ CRISIS = {
     "full-width letters": "I just want to \uff4b\uff49\uff4c\uff4c\u3000\uff4d\uff59\uff53\uff45\uff4c\uff46",
     "curly apostrophe and a double space": "I don\u2019t  see the point in anything anymore",
     "modifier-letter apostrophe": "I don\u02bct see the point in anything anymore",
+    "Cyrillic e": "I just want to kill mys\u0435lf",
+    "Cyrillic i": "I just want to k\u0456ll myself",
+    "Cyrillic i, dze, e": "I just want to k\u0456ll my\u0455\u0435lf",
+    "combining acute": "I just want to kill myse\u0301lf",
+    "precomposed accent": "I just want to kill mys\u00e9lf",
+    "Hangul filler": "I just want to kill\u3164myself",
+    "braille blank": "I just want to kill\u2800myself",
+    "tatweel inside a word": "I just want to kil\u0640l myself",
+    "halfwidth Hangul filler": "I just want to ki\uffa0ll myself",
 }
+# Wording and spellings the first rules missed; each with a word its span must cover.
+REWORDED = {
+    "want to die": ("I just want to die", "die"),
+    "wanna die": ("honestly i just wanna die", "die"),
+    "take my own life": ("I'm going to take my own life", "life"),
+    "overdose": ("I've taken an overdose", "overdose"),
+    "overdosed": ("I overdosed last night", "overdosed"),
+    "hyphen": ("I want to kill-myself", "myself"),
+    "underscore": ("I want to kill_myself", "myself"),
+    "dot": ("I want to kill.myself", "myself"),
+    "spaced out": ("k i l l  m y s e l f", "m y s e l f"),
+}
+ABUSE = {
+    "Cyrillic o": "you are an idi\u043et",
+    "accent": "you are an idi\u00f3t",
+    "digits for letters": "u r an id10t",
+    "asterisk": "you're so st*pid",
+}
+NOT_CRISIS = ["I don't want to die on hold waiting for you", "I could die for a coffee right now",
+              "I want to die of embarrassment, I sent it to the wrong address", "that will kill my self-esteem",
+              "the calls never end. It all started last week", "I overdosed on coffee this morning"]
 # One plain phrase per cue; every trick below is applied to it.
 PHRASES = {
     "repeat_contact": "this is the third time I've called",
@@ -79,6 +110,23 @@ def test_the_detector_finds_crisis_behind_every_trick_with_spans_in_the_text_as_
     assert ("my" in marked or "\uff4d" in marked or "point" in marked), (text, hit.spans)
 
 
+@pytest.mark.parametrize("text, word", REWORDED.values(), ids=REWORDED.keys())
+def test_the_detector_finds_crisis_in_reworded_joined_and_spaced_out_phrases(detector, text, word):
+    hit = detector.analyse(text).cue("crisis")
+    assert hit is not None, text
+    assert any(word in text[s:e] for s, e in hit.spans), (text, hit.spans)
+
+
+@pytest.mark.parametrize("text", ABUSE.values(), ids=ABUSE.keys())
+def test_the_detector_finds_abuse_behind_look_alikes_accents_and_leet(detector, text):
+    assert detector.analyse(text).cue("abuse") is not None, text
+
+
+@pytest.mark.parametrize("text", NOT_CRISIS)
+def test_the_detector_raises_no_crisis_on_everyday_or_negated_wording(detector, text):
+    assert detector.analyse(text).cue("crisis") is None, text
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     proc = own_server(tmp_path_factory.mktemp("detector-input"), SECRET)
@@ -90,7 +138,7 @@ def test_crisis_behind_every_trick_reaches_triage_3_and_alerts_over_a_live_conne
     client = AgentClient(server.url, Tokens(SECRET).issue("acme", "agent", "amy"))
     try:
         missed = []
-        for n, text in enumerate(CRISIS.values()):
+        for n, text in enumerate([*CRISIS.values(), *(text for text, _ in REWORDED.values())]):
             cid = f"trick-{n}-{time.time_ns()}"
             assert client.call("conversation.start", {"conversation_id": cid, "channel": "chat"})["ok"]
             assert client.say(cid, "s1", text)["ok"]
@@ -172,9 +220,10 @@ def costs(short: str, long: str, rounds: int = 3) -> tuple[float, float]:
 
 # The inputs that cost the old scan most: a match checked for negation every few characters, after many clause
 # breaks (each check rescanned the text from the start); invisible characters that add a second reading; and
-# characters whose compatibility form is longer (U+FDFA is 18 letters).
+# characters whose compatibility form is longer (U+FDFA is 18 letters); and look-alike letters, accents, fillers,
+# letters spaced out and words joined by punctuation, which the later rules read.
 HOSTILE = ["sad,", "mad, ", "thank ", "not\u00a0angry ", "a ", "still ", "you ", "1 ", "ki\u200bll ", "\ufb01",
-           "\ufdfa", "\u2026"]
+           "\ufdfa", "\u2026", "\u043e\u0440 ", "k\u0456ll ", "e\u0301", "a\u3164", "k i l l ", "kill.", "a_"]
 
 
 @pytest.mark.parametrize("unit", HOSTILE)

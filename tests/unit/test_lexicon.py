@@ -143,3 +143,58 @@ def test_negation_reads_the_normal_form_too(text, cue):
 def test_both_readings_of_a_zero_width_space_are_tried_and_their_spans_united():
     text = "I want to kill\u200bmyself and can\u2019t af\u200bford food"
     assert [text[s:e] for s, e in scan(text).spans["crisis"]] == ["kill\u200bmyself", "can\u2019t af\u200bford food"]
+
+
+@pytest.mark.parametrize("text", [
+    "I just want to die",
+    "i just wanna die",
+    "I'm going to take my own life",
+    "I've taken an overdose",
+    "he overdosed last night",
+    "life is not worth living anymore",
+    "I want to unalive myself",
+    "I want to kill-myself",
+    "I want to kill_myself",
+    "I want to kill.myself",
+    "I want to kill\nmyself",
+    "k i l l  m y s e l f",
+    "s.u.i.c.i.d.e",
+    "k1ll mys3lf",
+    "I want to kill my self",
+    "I want to end-it-all",
+])
+def test_crisis_fires_on_plain_wording_and_on_joined_or_spaced_out_phrases(text):
+    assert "crisis" in find_spans(text)
+
+
+@pytest.mark.parametrize("text", [
+    "I could die for a coffee right now",
+    "I don't want to die on hold waiting for you",
+    "nobody wants to die on hold",
+    "I want to die of embarrassment, I sent it to the wrong address",
+    "that will kill my self-esteem",
+    "the calls never end. It all started last week",
+    "I want to end it. All I need is the final bill",
+    "I want to take my life insurance out",
+    "I overdosed on coffee this morning",
+    "I skill myself up at night",
+])
+def test_crisis_stays_quiet_on_everyday_and_negated_wording(text):
+    assert "crisis" not in find_spans(text)
+
+
+@pytest.mark.parametrize("text", [
+    "you are an idi\u043et",  # Cyrillic о
+    "you are an idi\u00f3t",
+    "you are an 1d10t",
+    "u r an id10t",
+    "you're so st*pid",
+    "what a m0r0n",
+])
+def test_abuse_fires_through_look_alikes_accents_and_digits_for_letters(text):
+    assert "abuse" in find_spans(text)
+
+
+def test_a_crisis_span_behind_look_alike_letters_covers_them_in_the_text_as_sent():
+    text = "I want to k\u0456ll mys\u0435lf"
+    assert [text[s:e] for s, e in find_spans(text)["crisis"]] == ["k\u0456ll mys\u0435lf"]

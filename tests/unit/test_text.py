@@ -3,14 +3,15 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from copilot.text import normalise
+from copilot.text import CONFUSABLES, normalise
 
 PLAIN = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E)).filter(
     lambda t: "  " not in t and "&" not in t)
 # Text that mixes the tricks in with ordinary words, so that the properties meet them side by side.
 TRICKS = ["kill", "myself", " ", "  ", "\t", "\n", "\r\n", "\u00a0", "\u200b", "\u200d", "\ufeff", "\u00ad",
           "&nbsp;", "&amp;", "&#8203;", "&#x41;", "&foo;", "&", "\uff4b", "\u2019", "e\u0301", "\u0301", "\u3000",
-          "\ufb01", "\u2028", "I\u0307"]
+          "\ufb01", "\u2028", "I\u0307", "\u0435", "\u0456", "\u03bf", "\u043e\u0440", "\u0434", "\u3164", "\u2800",
+          "\u0640", "\u00e9", "\ud55c"]
 MIXED = st.lists(st.sampled_from(TRICKS) | st.text(max_size=3), max_size=30).map("".join)
 
 
@@ -73,7 +74,8 @@ def test_the_normal_form_is_at_most_twice_as_long_as_the_text(text):
     ("ki\u200bll my\u00adself", "kill myself"),
     ("\uff4b\uff49\uff4c\uff4c\u3000\uff4d\uff59\uff53\uff45\uff4c\uff46", "kill myself"),
     ("don\u2019t, don\u2018t, don\u02bct, don\uff07t", "don't, don't, don't, don't"),
-    ("fiance\u0301e", "fianc\u00e9e"),
+    ("fiance\u0301e", "fiancee"),
+    ("fianc\u00e9e na\u00efve \u00c5se \u1ec7", "fiancee naive Ase e"),
     ("k\u0338i\u0338l\u0338l\u0338", "kill"),
     ("one \r\n\r\n two", "one\ntwo"),
     ("fish &amp; chips &lt;3 &#x41;&#66; &foo; &amp", "fish & chips <3 AB &foo; &amp"),
@@ -101,3 +103,43 @@ def test_spans_of_the_normal_form_point_at_what_the_agent_sees():
     assert originals("a\u00a0 b") == ["a", "\u00a0 ", "b"]
     assert originals("cafe\u0301!") == ["c", "a", "f", "e\u0301", "!"]
     assert normal.spans([(0, 1), (start, start)]) == [(0, 1), (normal.span(start, start))]
+
+
+@pytest.mark.parametrize("text, normal", [
+    ("kill mys\u0435lf", "kill myself"),  # Cyrillic е
+    ("k\u0456ll my\u0455elf", "kill myself"),  # Cyrillic і and ѕ
+    ("you are an idi\u043et", "you are an idiot"),  # Cyrillic о
+    ("I want t\u03bf die", "I want to die"),  # Greek omicron
+    ("kill \u043c\u0443\u0455\u0435lf", "kill myself"),
+    ("\u0440\u0430\u0443 \u0441\u0430\u0440 now", "pay cap now"),  # words only of look-alikes, beside a Latin word
+    ("KILL MYS\u0415LF", "KILL MYSELF"),
+])
+def test_look_alike_letters_in_a_latin_word_or_beside_one_become_latin(text, normal):
+    out = normalise(text)
+    assert out.text == normal and len(out.starts) == len(out.text) == len(text)
+    assert all(text[s:e] for s, e in map(out.span, range(len(text)), range(1, len(text) + 1)))
+
+
+@pytest.mark.parametrize("text", [
+    "\u041f\u0440\u0438\u0432\u0435\u0442, \u043a\u0430\u043a \u0434\u0435\u043b\u0430?",  # Привет, как дела?
+    "\u0441\u043e\u043a \u0438 \u043c\u043e\u0440\u0435 \u0440\u0430\u0437",  # сок и море раз
+    "\u039a\u03b1\u03bb\u03b7\u03bc\u03b5\u03c1\u03b1 \u03ba\u03bf\u03c3\u03bc\u03b5",  # Καλημερα κοσμε
+    "\u03c4\u03bf \u03b1\u03c5\u03c4\u03bf",  # το αυτο: only look-alikes, but no Latin word beside them
+])
+def test_russian_and_greek_text_keeps_its_letters(text):
+    assert normalise(text).text == text
+
+
+def test_the_look_alike_map_is_one_to_one_so_offsets_hold():
+    assert all(len(latin) == 1 and latin.isascii() for latin in CONFUSABLES.values())
+
+
+@pytest.mark.parametrize("filler", ["\u3164", "\u2800", "\u115f", "\u1160", "\uffa0", "\u0640"])
+def test_blank_fillers_count_as_invisible_like_a_zero_width_space(filler):
+    dropped = normalise(f"ki{filler}ll{filler}myself")
+    assert dropped.text == "killmyself" and dropped.invisible
+    assert normalise(f"kill{filler}myself", invisible_as_space=True).text == "kill myself"
+
+
+def test_a_hangul_syllable_is_not_taken_apart_by_the_accent_fold():
+    assert normalise("\ud55c\uad6d\uc5b4 caf\u00e9").text == "\ud55c\uad6d\uc5b4 cafe"
