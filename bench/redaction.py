@@ -88,7 +88,7 @@ def score(cases: list[dict], redact: Callable[[str], str],
     for case in cases:
         kind = case["kind"]
         stored = stored_texts(case, redact, redact_snippet)
-        inputs = case.get("snippets", [case["text"]])
+        inputs = case["snippets"] if "snippets" in case else [case["text"]]
         for key in (kind, "all") if kind != "none" else (kind,):
             scores[key].cases += 1
         if kind == "none":

@@ -107,7 +107,7 @@ class Conversation:
     guidance: bool = True
     transfers: list[str] = field(default_factory=list)
     agents: list[str] = field(default_factory=list)  # agents it was handed to, who may act on it too
-    open_digits: dict[str, int] = field(default_factory=dict)  # speaker -> digits of a number being read out
+    open_digits: dict[str, int] = field(default_factory=dict)  # speaker -> redaction state: open digits (+128: an email cut off)
     ended_at: float | None = None
 
     def as_dict(self) -> dict[str, Any]:

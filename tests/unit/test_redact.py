@@ -185,3 +185,134 @@ def test_a_snippet_ending_in_digits_leaves_them_open():
 ])
 def test_evidence_keeps_no_run_of_three_digits_and_no_email(word, kept):
     assert mask_evidence(word) == kept
+
+
+@pytest.mark.parametrize("text, kind", [
+    ("card is four one one one one one one one one one one one one one one one", "[CARD]"),
+    ("it's four double oh one two eight eight eight eight eight eight eight eight one eight eight one", "[NUMBER]"),
+    ("four oh one two double eight double eight double eight double eight one double eight one", "[CARD]"),
+    ("forty one eleven eleven eleven eleven eleven eleven eleven", "[CARD]"),
+    ("uh five five five five um five five five five five five five five four four four four", "[CARD]"),
+    ("Four-one-one-one, one-one-one-one, one-one-one-one, one-one-one-one.", "[CARD]"),
+    ("its 4111 one one one one one one one one one one one one", "[CARD]"),
+    ("my number is oh seven seven double oh nine double oh one two three", "[PHONE]"),
+    ("my social is one two three dash four five dash six seven eight nine", "[NATIONAL_ID]"),
+    ("one two three four five six seven eight", "[PHONE]"),
+])
+def test_digits_read_out_as_words_follow_the_same_rules_as_digits(text, kind):
+    redacted = redact(text)
+    assert kind in redacted and not any(w in redacted for w in (" one one", "double", "eleven", "five five"))
+
+
+def test_a_long_spoken_run_that_no_rule_names_is_still_a_number():
+    assert redact("order number one two three four five six seven eight nine oh one two three four") == (
+        "order number [NUMBER]")
+
+
+@pytest.mark.parametrize("text", [
+    "I have one or two things to ask", "I called twice, once on monday", "it's our number one priority",
+    "it was a one-off", "at one point they said twenty minutes", "one two three testing can you hear me",
+    "uh yeah it was about twenty nine ninety nine a month", "nine thirty or ten fifteen works",
+    "I was on hold for forty five minutes, then thirty more", "one hundred and twenty pounds",
+])
+def test_ordinary_sentences_with_number_words_are_kept(text):
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize("text", [
+    "QQ123456C", "QQ 12 34 56 C", "qq 12 34 56 c", "QQ-12-34-56-A", "QQ.12.34.56.B", "QQ/12/34/56/D",
+    "QQ\t12\t34\t56\tA", "QQ\u00a012\u00a034\u00a056\u00a0C", "QQ\u200b12\u200b34\u200b56\u200bC",
+    "\uff31\uff31\uff11\uff12\uff13\uff14\uff15\uff16\uff23", "QQ 1234 56 C", "Q Q 1 2 3 4 5 6 C",
+    "ni number QQ 12 34 56", "NINO: zz 123456", "my national insurance is q q one two three four five six c",
+    "its queue queue twelve thirty four fifty six see", "AB 12 34 56 C",
+])
+def test_national_insurance_numbers_with_any_prefix_and_spelling_are_redacted(text):
+    assert not digits_of(redact(text)) and "[NATIONAL_ID]" in redact(text)
+
+
+def test_a_national_insurance_number_glued_to_its_context_word_is_redacted():
+    assert redact("ninoQQ123456Cthanks") == "nino[NATIONAL_ID]thanks"
+
+
+@pytest.mark.parametrize("text", [
+    "is 123456 a good number", "my order is 123456 a bit late", "QQ music app keeps crashing",
+    "part AB123456C is out of stock", "code QQ 12 34 56",
+])
+def test_six_digits_near_letters_are_not_a_national_insurance_number_without_its_shape_or_context(text):
+    assert "[NATIONAL_ID]" not in redact(text)
+
+
+@pytest.mark.parametrize("text", [
+    "jane underscore doe at gmail", "its jane.doe at sign example.com", 'email: "jane.doe"@example.com',
+    "my email is sam dot smith ninety two at example dot com", "mike dash lee at hotmail dot co dot uk",
+    "bob.lee at symbol example.net",
+])
+def test_emails_in_more_spoken_and_written_forms_are_redacted(text):
+    redacted = redact(text)
+    assert redacted.endswith("[EMAIL]") and not any(w in redacted for w in ("jane", "sam", "smith", "ninety", "lee"))
+
+
+@pytest.mark.parametrize("text", ["I'm at gmail all day", "she works at yahoo", "look at the email"])
+def test_a_bare_provider_name_after_an_ordinary_at_is_kept(text):
+    assert redact(text) == text
+
+
+def redact_all(snippets: list[str]) -> tuple[list[str], int]:
+    state, stored = 0, []
+    for snippet in snippets:
+        text, state = redact_snippet(snippet, state)
+        assert isinstance(state, int) and 0 <= state < 256
+        stored.append(text)
+    return stored, state
+
+
+@pytest.mark.parametrize("snippets, expected", [
+    (["my email is jane.doe84", "@example.com"], ["my email is [EMAIL]", "[EMAIL]"]),
+    (["its tom underscore baker", "at example", "dot org"], ["its [EMAIL]", "[EMAIL]", "[EMAIL]"]),
+    (["email is k dot o", "kafor at example dot net"], ["email is [EMAIL]", "[EMAIL]"]),
+    (["my ni number is QQ 12", "34 56 C"], ["my ni number is [NATIONAL_ID]", "[NUMBER] C"]),
+    (["iban is GB82 WEST", "1234 5698", "7654 32"], ["iban is [IBAN]", "[PHONE]", "[NUMBER]"]),
+])
+def test_an_email_or_id_split_over_snippets_is_redacted_in_every_snippet(snippets, expected):
+    assert redact_all(snippets)[0] == expected
+
+
+def test_an_open_email_closes_on_an_ordinary_snippet_and_keeps_it():
+    stored, state = redact_all(["my email is jane_doe", "at the moment I forget the rest"])
+    assert stored == ["my email is [EMAIL]", "at the moment I forget the rest"] and state == 0
+
+
+@pytest.mark.parametrize("text, kept", [
+    ("number 07700 9OO 123", "number [PHONE]"),
+    ("Ticket #INC-20240117-42 has been escalated.", None), ("Batch 20240117, lot 4411", None),
+    ("Royal Mail tracking RM123456785GB hasn't updated", None), ("parcel RM123456785GB", None),
+    ("ref RM123456785GB", None), ("RM123456785GB", None),
+])
+def test_o_for_zero_is_a_digit_and_dates_and_tracking_numbers_are_not_personal(text, kept):
+    assert redact(text) == (kept if kept is not None else text)
+
+
+@pytest.mark.parametrize("text", [
+    "my iban is g b eight two w e s t one two three four five six nine eight seven six five four three two",
+    "d e eight nine three seven oh four double oh four four oh five three two oh one three triple oh",
+    "gb82west12345698765432",
+])
+def test_spelled_and_lower_case_ibans_that_pass_mod_97_are_redacted(text):
+    assert "[IBAN]" in redact(text) and "eight" not in redact(text)
+
+
+def test_an_iban_shaped_token_failing_mod_97_outside_a_known_country_is_not_an_iban():
+    assert "[IBAN]" not in redact("code RM12 3456 785G B")
+
+
+@pytest.mark.parametrize("text", [
+    "one " * 1000, "one-" * 1000, "q q " * 1000, "oh uh " * 700, "forty one " * 400, "g b 8 2 " * 500,
+    "QQ 12 34 56 " * 330, "9O" * 2000, "ni QQ1" * 660, "email is a.b" * 360, "x underscore " * 300,
+])
+def test_hostile_spoken_and_id_input_is_redacted_in_linear_time(text):
+    started = time.perf_counter()
+    redact(text)
+    redact_snippet(text, 4)
+    redact_snippet(text, 128)
+    mask_evidence(text)
+    assert time.perf_counter() - started < 0.5
