@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     # per-agent limit and the cap on sessions not yet on /copilot to what the sweep's 800 conversations need.
     env = {"COPILOT_SECRET": SECRET, "COPILOT_MODEL_THREADS": "1", "COPILOT_RATE_PER_S": "50", "COPILOT_RATE_BURST": "100",
            "COPILOT_AGENT_RATE_PER_S": "2000", "COPILOT_AGENT_RATE_BURST": "4000",
-           "COPILOT_MAX_PENDING_PER_ADDRESS": "4000"}
+           "COPILOT_MAX_PENDING_PER_ADDRESS": "4000", "COPILOT_MAX_CONNECTIONS_PER_AGENT": "100000"}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
 

@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         server = ServerProcess({"COPILOT_SECRET": SECRET, "COPILOT_INSTANCE_DIR": str(workdir / "instance"),
                                 "COPILOT_PING_INTERVAL_S": "300", "COPILOT_RATE_PER_S": "1000",
                                 "COPILOT_RATE_BURST": "1000", "COPILOT_AGENT_RATE_PER_S": "1000",
-                                "COPILOT_AGENT_RATE_BURST": "1000", "COPILOT_MAX_PENDING_PER_ADDRESS": "4000"}, workdir)
+                                "COPILOT_AGENT_RATE_BURST": "1000", "COPILOT_MAX_PENDING_PER_ADDRESS": "4000",
+                                "COPILOT_MAX_CONNECTIONS_PER_AGENT": "100000"}, workdir)
         try:
             for n in range(25):  # first-use allocations (the model's arena, caches) are not per session
                 warm(open_session(server.url, token, n))

@@ -27,7 +27,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     from copilot.library.service import Library
     from copilot.library.store import RedisLibraryStore, SqliteLibraryStore
     from copilot.metrics import Metrics
-    from copilot.realtime import Connections, JsonPacket, guard_sessions, register, serve_websockets, share_pings
+    from copilot.realtime import (
+        Connections,
+        JsonPacket,
+        cap_send_queues,
+        guard_sessions,
+        register,
+        serve_websockets,
+        share_pings,
+    )
     from copilot.rest import api
     from copilot.security import Lobby, Tokens, load_secret
     from copilot.service import CopilotService
@@ -85,22 +93,42 @@ def create_app(settings: Settings | None = None) -> Flask:
                         ping_timeout=settings.ping_timeout_s, serializer=JsonPacket)
     serve_websockets(socketio, MAX_MESSAGE_BYTES)
     guard_sessions(socketio, Lobby(settings.join_deadline_s, settings.max_pending_per_address))
+    cap_send_queues(socketio)
     if mode == "gevent":
         share_pings(socketio)
     app.extensions.update({"copilot.detector": detector, "copilot.library": library, "copilot.tokens": tokens,
                            "copilot.service": service, "copilot.metrics": metrics, "socketio": socketio,
-                           "copilot.off_loop": on_bulk or (lambda fn, *args: fn(*args))})
+                           "copilot.off_loop": offload or (lambda fn, *args: fn(*args))})
     connections = Connections(settings.rate_per_s, settings.rate_burst, settings.agent_rate_per_s,
-                              settings.agent_rate_burst, settings.tenant_rate_per_s, settings.tenant_rate_burst)
+                              settings.agent_rate_burst, settings.tenant_rate_per_s, settings.tenant_rate_burst,
+                              settings.max_connections_per_agent)
     app.extensions["copilot.connections"] = register(socketio, service, tokens, metrics, connections)
     if settings.proxy_hops:  # outermost, so that Engine.IO and every view see the client's address and scheme
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
+    app.wsgi_app = SecurityHeaders(app.wsgi_app)  # outermost: Engine.IO answers /socket.io/ outside Flask
     app.register_blueprint(api)
     app.register_blueprint(library_api)
     app.register_blueprint(web)
     return app
+
+
+class SecurityHeaders:
+    """WSGI middleware that adds the headers every response promises (README) where a response lacks them,
+    Engine.IO's included: it answers /socket.io/ below Flask, so no after_request hook sees those responses."""
+
+    HEADERS = (("Referrer-Policy", "no-referrer"), ("X-Content-Type-Options", "nosniff"))
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict, start_response: Callable[..., Any]) -> Any:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            present = {name.lower() for name, _ in headers}
+            extra = [(name, value) for name, value in self.HEADERS if name.lower() not in present]
+            return start_response(status, list(headers) + extra, exc_info)
+        return self.app(environ, start)
 
 
 class QuickSwitches:

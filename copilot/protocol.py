@@ -74,6 +74,8 @@ def check(name: str, field: Field, value: Any, max_text: int) -> Any:
     elif field.kind == "name":
         if not isinstance(value, str) or len(value) > 128 or any(ord(ch) < 32 for ch in value):
             raise InvalidPayload(f"{name} must be text of at most 128 characters")
+        if not encodable(value):
+            raise InvalidPayload(f"{name} must be valid Unicode text (a lone surrogate such as \\ud800 is not)")
     elif field.kind == "text":
         if not isinstance(value, str):
             raise InvalidPayload(f"{name} must be text")
@@ -81,6 +83,8 @@ def check(name: str, field: Field, value: Any, max_text: int) -> Any:
             raise TextTooLong(f"{name} is {len(value)} characters; the limit is {max_text}")
         if "\x00" in value:
             raise InvalidPayload(f"{name} must not contain NUL characters")
+        if not encodable(value):
+            raise InvalidPayload(f"{name} must be valid Unicode text (a lone surrogate such as \\ud800 is not)")
     elif field.kind == "bool":
         if not isinstance(value, bool):
             raise InvalidPayload(f"{name} must be true or false")
@@ -91,3 +95,12 @@ def check(name: str, field: Field, value: Any, max_text: int) -> Any:
         if value not in field.choices:
             raise InvalidPayload(f"{name} must be one of {', '.join(field.choices)}")
     return value
+
+
+def encodable(value: str) -> bool:
+    """Whether the text can be written as UTF-8: JSON lets a client send a lone surrogate, which cannot."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

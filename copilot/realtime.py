@@ -9,7 +9,7 @@ import logging
 import socket
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -21,13 +21,16 @@ from copilot.errors import CopilotError, InvalidPayload, error_body
 from copilot.metrics import Metrics
 from copilot.protocol import EVENTS, validate
 from copilot.security import (
+    Flooding,
     Forbidden,
     Identity,
     Lobby,
+    RateLimited,
     RateLimits,
     TokenBucket,
     TokenExpired,
     Tokens,
+    TooManyConnections,
     TooManyPending,
     take_together,
 )
@@ -39,40 +42,66 @@ log = logging.getLogger("copilot.realtime")
 
 class Connections:
     """Who each live connection is, and the rate limits its events spend: its own, its agent's and its tenant's,
-    the last two shared by all their connections to this worker (connections are sticky to one worker)."""
+    the last two shared by all their connections to this worker (connections are sticky to one worker). An
+    identity may hold `max_per_agent` connections here. A connection's refusals spend from a bucket of their own
+    (2 x burst, refilled at 2 x burst a second): one that keeps sending past that is Flooding, and is closed."""
 
     def __init__(self, rate: float = 20, burst: int = 40, agent_rate: float = 40, agent_burst: int = 80,
-                 tenant_rate: float = 2000, tenant_burst: int = 4000,
+                 tenant_rate: float = 2000, tenant_burst: int = 4000, max_per_agent: int = 32,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.rate, self.burst, self.clock = rate, burst, clock
-        self.items: dict[str, tuple[Identity, TokenBucket]] = {}
+        self.items: dict[str, tuple[Identity, TokenBucket, TokenBucket]] = {}  # sid -> (who, events, refusals)
         self.agents = RateLimits(agent_rate, agent_burst, "agent", clock)
         self.tenants = RateLimits(tenant_rate, tenant_burst, "tenant", clock)
+        self.max_per_agent = max_per_agent
+        self.per_agent: Counter[tuple[str, str]] = Counter()
         self.lock = threading.Lock()
 
     def add(self, sid: str, identity: Identity) -> None:
+        """Count a new connection in, or raise TooManyConnections when its identity already has its share."""
+        key = (identity.tenant, identity.agent)
         with self.lock:
-            self.items[sid] = (identity, TokenBucket(self.rate, self.burst, self.clock))
+            if sid in self.items:
+                return
+            if self.per_agent[key] >= self.max_per_agent:
+                raise TooManyConnections(f"this agent already has {self.max_per_agent} open connections to this "
+                                         "server; close one first")
+            self.per_agent[key] += 1
+            self.items[sid] = (identity, TokenBucket(self.rate, self.burst, self.clock),
+                               TokenBucket(2 * self.burst, 2 * self.burst, self.clock))
 
     def remove(self, sid: str) -> None:
         with self.lock:
-            self.items.pop(sid, None)
+            entry = self.items.pop(sid, None)
+            if entry is not None:
+                key = (entry[0].tenant, entry[0].agent)
+                self.per_agent[key] -= 1
+                if self.per_agent[key] <= 0:
+                    del self.per_agent[key]
 
     def refresh(self, sid: str, identity: Identity) -> None:
         """Carry on with a new token's identity, which must name the same tenant and agent (or Forbidden)."""
         with self.lock:
-            current, bucket = self.items[sid]
+            current, bucket, refusals = self.items[sid]
             if (identity.tenant, identity.agent) != (current.tenant, current.agent):
                 raise Forbidden("token.refresh takes a token for the same tenant and agent; connect again "
                                 "to change who you are")
-            self.items[sid] = (identity, bucket)
+            self.items[sid] = (identity, bucket, refusals)
 
     def admit(self, sid: str, expired_ok: bool = False) -> Identity:
-        """The identity of a connection that may send one more event; RateLimited, or TokenExpired once the
-        connection's token has run out (the connection stays open for token.refresh)."""
+        """The identity of a connection that may send one more event; RateLimited (Flooding once it has been
+        refused far too often), or TokenExpired once the connection's token has run out (the connection stays
+        open for token.refresh)."""
         with self.lock:
-            identity, bucket = self.items[sid]
-            take_together([bucket, self.agents[identity.tenant, identity.agent], self.tenants[identity.tenant]])
+            identity, bucket, refusals = self.items[sid]
+            try:
+                take_together([bucket, self.agents[identity.tenant, identity.agent], self.tenants[identity.tenant]])
+            except RateLimited as error:
+                if refusals.refill() < 1:
+                    raise Flooding(f"{error} (this connection kept sending after being refused, and is "
+                                   "closed)") from None
+                refusals.tokens -= 1
+                raise
         if not expired_ok and identity.expired():
             raise TokenExpired("this connection's token has expired; send token.refresh with a new one")
         return identity
@@ -101,8 +130,8 @@ class JsonPacket(sio_packet.Packet):
             raise BadPacket("binary events are not part of this protocol (JSON only)")
         try:
             attachments = super().decode(encoded_packet)
-        except (ValueError, TypeError) as error:
-            raise BadPacket(f"undecodable packet: {str(error)[:80]}") from None
+        except Exception as error:  # noqa: BLE001 - RecursionError too: "[" x 5000 is undecodable, not a crash
+            raise BadPacket(f"undecodable packet: {type(error).__name__}: {str(error)[:80]}") from None
         if self.packet_type not in self.ALLOWED or attachments:
             raise BadPacket(f"a client never sends packet type {self.packet_type!r}")
         if self.packet_type == sio_packet.EVENT and not (
@@ -141,8 +170,8 @@ class BinaryEvents:
             return data
         try:
             header = sio_packet.Packet(encoded_packet=data)
-        except (ValueError, TypeError) as error:
-            raise BadPacket(f"undecodable binary packet: {str(error)[:80]}") from None
+        except Exception as error:  # noqa: BLE001 - as in JsonPacket.decode
+            raise BadPacket(f"undecodable binary packet: {type(error).__name__}: {str(error)[:80]}") from None
         if header.attachment_count > MAX_ATTACHMENTS:
             raise BadPacket(f"a binary packet announced {header.attachment_count} attachments; this protocol is "
                             "JSON only")
@@ -258,6 +287,7 @@ def guard_sessions(socketio: SocketIO, lobby: Lobby) -> None:
     deadline = JoinDeadline(eio, lobby, lock)
     quiet = quiet_bad_input(socketio)
     server.copilot_lobby = (lobby, lock, deadline)
+    eio.copilot_quiet = quiet
 
     def connect(eio_sid: str, environ: dict) -> Any:
         with lock:
@@ -269,6 +299,9 @@ def guard_sessions(socketio: SocketIO, lobby: Lobby) -> None:
         return on_connect(eio_sid, environ)
 
     def message(eio_sid: str, data: Any) -> Any:
+        sock = eio.sockets.get(eio_sid)
+        if sock is None or sock.closed:  # hung up (hang_up): what its reader had buffered goes unanswered
+            return None
         try:
             with lock:
                 text = binary.screen(eio_sid, data)
@@ -342,6 +375,10 @@ def serve_websockets(socketio: SocketIO, max_bytes: int) -> None:
         def __init__(self, handler: Any, server: Any, **kwargs: Any) -> None:
             super().__init__(handler, server, **kwargs)
             self.server_args.update(max_message_size=max_bytes, thread_class=InlineReader)
+            self.received = 0
+            owner = getattr(handler, "__self__", None)  # the Engine.IO socket: hang_up cuts its connection here
+            if owner is not None:
+                owner.copilot_transport = self
 
         def __call__(self, environ: dict, start_response: Callable) -> Any:
             try:
@@ -367,7 +404,12 @@ def serve_websockets(socketio: SocketIO, max_bytes: int) -> None:
             return self.ws.sock
 
         def wait(self) -> Any:
-            """The next message, or None once the connection has ended."""
+            """The next message, or None once the connection has ended. Every YIELD_EVERY messages the task lets
+            the others run first: a socket's recv returns at once while data waits, so a client sending in a tight
+            loop kept the loop to itself (another tenant's acks took 21-30 s)."""
+            self.received += 1
+            if self.received % YIELD_EVERY == 0:
+                eio.sleep(0)
             ws = self.ws
             while ws.connected and not ws.input_buffer:
                 try:
@@ -384,6 +426,51 @@ def serve_websockets(socketio: SocketIO, max_bytes: int) -> None:
                     ws.connected = False
             return ws.input_buffer.pop(0) if ws.input_buffer else None
     eio._async = {**eio._async, "websocket": LoopWebSocket}
+
+
+YIELD_EVERY = 8  # messages a connection's reader takes in before the loop's other tasks run
+MAX_QUEUED_PACKETS = 1000  # packets waiting for one connection's writer before the connection is closed
+
+
+def hang_up(eio: Any, eio_sid: str) -> None:
+    """Close an Engine.IO session now: without waiting for its send queue to drain (a peer that does not read
+    would hold the caller up), dropping what it still queues, and cutting its TCP connection if a WebSocket."""
+    sock = eio.sockets.get(eio_sid)
+    if sock is None:
+        return
+    sock.close(wait=False, abort=True)
+    eio.sockets.pop(eio_sid, None)
+    ws = getattr(getattr(sock, "copilot_transport", None), "ws", None)
+    if ws is not None:  # its reader and writer then fail at once, and the connection's task ends
+        with contextlib.suppress(OSError):
+            ws.sock.shutdown(socket.SHUT_RDWR)
+
+
+def cap_send_queues(socketio: SocketIO, max_packets: int = MAX_QUEUED_PACKETS) -> None:
+    """Close a connection whose send queue holds max_packets: Engine.IO's queue has no bound, so a client that
+    sends but never reads grew it (and the worker, by hundreds of MB) with every acknowledgment. Engine.IO has no
+    option for it: Socket.send is replaced once, and checks the cap where its server has one."""
+    from engineio.socket import Socket
+
+    socketio.server.eio.copilot_max_queued = max_packets
+    if getattr(Socket.send, "capped", False):
+        return
+    own = Socket.send
+
+    def send(sock: Any, pkt: Any) -> None:
+        cap = getattr(sock.server, "copilot_max_queued", None)
+        if cap is None or sock.queue.qsize() < cap:
+            return own(sock, pkt)
+        if not sock.closed:
+            quiet = getattr(sock.server, "copilot_quiet", None)
+            what = f"{cap} packets waiting to be sent (the client does not read); session closed"
+            if quiet is not None:
+                quiet.report(log, what)
+            else:
+                log.warning("%s", what)
+            hang_up(sock.server, sock.sid)
+    send.capped = True
+    Socket.send = send
 
 
 class SharedPinger:
@@ -451,16 +538,17 @@ def share_pings(socketio: SocketIO) -> None:
 def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metrics: Metrics,
              connections: Connections) -> Connections:
     """Attach the /copilot handlers to a SocketIO server."""
+    quiet = quiet_bad_input(socketio)
 
     @socketio.on("connect", namespace=NAMESPACE)
     def connect(auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
         try:
             identity = tokens.verify(token)
+            connections.add(request.sid, identity)
         except CopilotError as error:
             metrics.connections.labels("refused").inc()
             raise ConnectionRefusedError(str(error), error_body(error)["error"]) from None
-        connections.add(request.sid, identity)
         joined(socketio, request.sid, True)
         metrics.connections.labels("accepted").inc()
 
@@ -488,17 +576,29 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
                 work()
         return reply.ack
 
+    def flooding(error: Flooding) -> dict:
+        """Close a connection that kept sending after its events were refused (one short line in the log)."""
+        eio_sid = socketio.server.manager.eio_sid_from_sid(request.sid, NAMESPACE)
+        quiet.report(log, f"a connection kept sending after {2 * connections.burst} refusals; session closed")
+        if eio_sid is not None:
+            hang_up(socketio.server.eio, eio_sid)
+        metrics.errors.labels(error.code).inc()
+        return error_body(error)
+
     def handler(method: Callable[[Identity, Any], Reply] | None) -> Callable[..., dict]:
         def handle(*args: Any) -> dict:
             try:
+                # Every event spends first, whatever it holds: token.refresh (no method) is allowed once the
+                # token has expired, and rate-limited as any event.
+                identity = connections.admit(request.sid, expired_ok=method is None)
                 if len(args) > 1:
                     raise InvalidPayload("send one JSON object per event")
                 payload = args[0] if args else None
-                # token.refresh (no method) is allowed once the token has expired, and rate-limited as any event
-                identity = connections.admit(request.sid, expired_ok=method is None)
                 if payload == BINARY_PAYLOAD:
                     raise InvalidPayload("binary data is not part of this protocol; send JSON")
                 return refresh(payload) if method is None else deliver(method(identity, payload))
+            except Flooding as error:
+                return flooding(error)
             except CopilotError as error:
                 metrics.errors.labels(error.code).inc()
                 return error_body(error)
@@ -521,8 +621,17 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
 
     @socketio.on("*", namespace=NAMESPACE)
     def unknown(event: str, *_: Any) -> dict:
+        try:
+            connections.admit(request.sid, expired_ok=True)  # an unknown event spends as a known one does
+        except Flooding as error:
+            return flooding(error)
+        except RateLimited as error:
+            metrics.errors.labels(error.code).inc()
+            return error_body(error)
+        except KeyError:
+            return error_body(InvalidPayload("this connection is not authenticated; reconnect with a token"))
         metrics.errors.labels("unknown_event").inc()
-        return {"ok": False, "error": {"code": "unknown_event", "message": f"there is no event '{event}'; see the "
-                                                                          "protocol in the README"}}
+        return {"ok": False, "error": {"code": "unknown_event", "message": f"there is no event '{event[:64]}'; "
+                                                                          "see the protocol in the README"}}
 
     return connections

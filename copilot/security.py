@@ -178,6 +178,16 @@ class TokenBucket:
         return RateLimited(f"more than {self.rate:g} events a second on this {self.scope}; slow down and retry")
 
 
+class Flooding(RateLimited):
+    """A connection kept sending after its events were refused, far beyond its limit: the transport closes it."""
+
+
+class TooManyConnections(CopilotError):
+    """One identity (tenant, agent) already holds as many open connections to this worker as it may."""
+
+    code, status = "too_many_connections", 429
+
+
 def take_together(buckets: Sequence[TokenBucket]) -> None:
     """Spend one token of every bucket, or none and raise RateLimited naming the first one that is empty: an
     event refused by the tenant's limit must not use up the connection's."""

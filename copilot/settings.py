@@ -53,6 +53,7 @@ class Settings:
     event_max_age_days: int = 30  # the Redis event stream keeps this much history
     event_max_entries: int = 1_000_000  # and at most this many entries
     proxy_hops: int = 0  # trusted reverse proxies in front (X-Forwarded-For / -Proto hops to believe)
+    max_connections_per_agent: int = 32  # open /copilot connections of one identity on one worker
 
     @property
     def event_log(self) -> Path:
@@ -110,7 +111,8 @@ class Settings:
                                  "Make one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'")
         for name in ("agent_rate_per_s", "agent_rate_burst", "tenant_rate_per_s", "tenant_rate_burst",
                      "join_deadline_s", "max_pending_per_address", "max_live_conversations", "max_phrasings",
-                     "max_experiment_bytes", "max_experiments", "event_max_age_days", "event_max_entries"):
+                     "max_experiment_bytes", "max_experiments", "event_max_age_days", "event_max_entries",
+                     "max_connections_per_agent"):
             if getattr(self, name) < 1:
                 raise InvalidSetting(f"{ENV_NAMES[name]} must be at least 1")
         if self.proxy_hops < 0:
@@ -134,7 +136,7 @@ ENV_NAMES = {
     "max_live_conversations": "COPILOT_MAX_LIVE_CONVERSATIONS", "max_phrasings": "COPILOT_MAX_PHRASINGS",
     "max_experiment_bytes": "COPILOT_MAX_EXPERIMENT_BYTES", "max_experiments": "COPILOT_MAX_EXPERIMENTS",
     "event_max_age_days": "COPILOT_EVENT_MAX_AGE_DAYS", "event_max_entries": "COPILOT_EVENT_MAX_ENTRIES",
-    "proxy_hops": "COPILOT_PROXY_HOPS",
+    "proxy_hops": "COPILOT_PROXY_HOPS", "max_connections_per_agent": "COPILOT_MAX_CONNECTIONS_PER_AGENT",
 }
 
 

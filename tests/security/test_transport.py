@@ -1,8 +1,12 @@
 """The Socket.IO transport under attack, on a real server process over loopback (issue #11, defects 1, 8 and 12):
 binary attachments that never complete, sessions that squat without joining /copilot, rate limits shared by an
-agent's and a tenant's connections, expired tokens on open connections, and bad requests that flooded the log.
-Every attack is bounded in count and time."""
+agent's and a tenant's connections, expired tokens on open connections, bad requests that flooded the log, an
+event flood from one connection, events that skipped the rate limits, deeply nested JSON, lone surrogates, too many
+connections of one identity, and Engine.IO's responses without the security headers. Every attack is bounded in
+count and time."""
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -10,6 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+import socketio
 from websocket import WebSocketBadStatusException, WebSocketException, WebSocketTimeoutException, create_connection
 
 from copilot.security import Tokens
@@ -20,6 +25,7 @@ JOIN_DEADLINE_S = 2
 MAX_PENDING = 8
 AGENT_RATE, AGENT_BURST = 10, 20
 TENANT_RATE, TENANT_BURST = 30, 60  # above one agent's limit, below what ten agents' would allow together
+MAX_CONNECTIONS = 10  # per identity; test_one_agent_s_connections_share_one_rate_limit opens ten
 
 
 def token(tenant="acme", agent="amy", **kw):
@@ -36,7 +42,8 @@ def server(tmp_path_factory):
                              "COPILOT_MAX_PENDING_PER_ADDRESS": str(MAX_PENDING), "COPILOT_PROXY_HOPS": "1",
                              "COPILOT_AGENT_RATE_PER_S": str(AGENT_RATE), "COPILOT_AGENT_RATE_BURST": str(AGENT_BURST),
                              "COPILOT_TENANT_RATE_PER_S": str(TENANT_RATE),
-                             "COPILOT_TENANT_RATE_BURST": str(TENANT_BURST)}, workdir)
+                             "COPILOT_TENANT_RATE_BURST": str(TENANT_BURST),
+                             "COPILOT_MAX_CONNECTIONS_PER_AGENT": str(MAX_CONNECTIONS)}, workdir)
     yield process
     process.stop()
 
@@ -162,7 +169,8 @@ def test_one_address_may_hold_only_so_many_sessions_that_have_not_joined(server)
 
 
 def flood_starts(clients: list, seconds: float) -> tuple[int, set[str]]:
-    """Every client starts conversations as fast as it can for `seconds`: the starts acknowledged, and the error
+    """Every client starts conversations as fast as it can for `seconds`, pausing 20 ms after each refusal (one
+    that retries at once, hundreds of times a second, is closed as a flood): the starts acknowledged, and the error
     codes of the others."""
     ok, codes, lock = [0], set(), threading.Lock()
     stop_at = time.time() + seconds
@@ -178,6 +186,8 @@ def flood_starts(clients: list, seconds: float) -> tuple[int, set[str]]:
                     ok[0] += 1
                 else:
                     codes.add(ack["error"]["code"])
+            if not ack["ok"]:
+                time.sleep(0.02)
     threads = [threading.Thread(target=run, args=(n, c)) for n, c in enumerate(clients)]
     for thread in threads:
         thread.start()
@@ -251,3 +261,162 @@ def test_bad_requests_without_a_token_add_at_most_a_short_line_each_to_the_log(s
     added = log.read_bytes()[len(before):].decode(errors="replace").splitlines()
     assert len(added) < 50, "\n".join(added[:20])
     assert all(len(line) < 300 for line in added), max(added, key=len)
+
+
+
+# A client that sends events in a tight loop and never reads: a known event refused by the rate limit, an unknown
+# one and one with two arguments, over and over; whenever the server closes it, it connects again.
+FLOODER = r"""
+import sys, time
+from websocket import WebSocketException, create_connection
+url, token, seconds, address = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+packets = ['42/copilot,1["conversation.join",{"conversation_id":"nope"}]', '42/copilot,2["no.such.event",{}]',
+           '42/copilot,3["conversation.join",{},{}]']
+sent = connections = 0
+stop_at = time.time() + seconds
+while time.time() < stop_at:
+    try:
+        ws = create_connection(url, timeout=5, header=["X-Forwarded-For: " + address])
+        ws.recv()
+        ws.send('40/copilot,{"token":"%s"}' % token)
+        joined = ws.recv().startswith("40/copilot,{")
+    except (WebSocketException, OSError):
+        time.sleep(0.05)
+        continue
+    if not joined:
+        ws.shutdown()
+        time.sleep(0.05)
+        continue
+    connections += 1
+    try:
+        while time.time() < stop_at:
+            for packet in packets:
+                ws.send(packet)
+            sent += len(packets)
+    except (WebSocketException, OSError):
+        pass
+    ws.shutdown()
+print(sent, connections)
+"""
+
+
+def snippet_ack_seconds(client, cid: str, n: int, timeout: float) -> float:
+    """How long one snippet's acknowledgment takes (timeout when none comes)."""
+    started = time.perf_counter()
+    try:
+        ack = client.sio.call("transcript.snippet", {"conversation_id": cid, "snippet_id": f"s{n}",
+                                                     "speaker": "customer", "text": "I'm worried about my bill",
+                                                     "final": True}, namespace="/copilot", timeout=timeout)
+    except socketio.exceptions.TimeoutError:
+        return timeout
+    assert ack["ok"], ack
+    return time.perf_counter() - started
+
+
+def test_one_connection_s_event_flood_neither_holds_up_another_tenant_nor_grows_the_worker(server):
+    process = psutil.Process(server.pid)
+    probe = AgentClient(server.url, token(tenant="bystander", agent="probe"), headers={"X-Forwarded-For": "10.8.0.2"})
+    flooder = None
+    try:
+        cid = f"probe-{time.time_ns()}"
+        assert probe.call("conversation.start", {"conversation_id": cid, "channel": "chat"})["ok"]
+        snippet_ack_seconds(probe, cid, 0, 10)  # warm
+        before = process.memory_info().rss
+        flooder = subprocess.Popen([sys.executable, "-c", FLOODER, server.url.replace("http", "ws") +
+                                    "/socket.io/?EIO=4&transport=websocket", token(tenant="flooders", agent="flood"),
+                                    "6", "10.8.0.1"], stdout=subprocess.PIPE, text=True)
+        time.sleep(1)
+        latencies = []
+        while flooder.poll() is None and len(latencies) < 40:
+            latencies.append(snippet_ack_seconds(probe, cid, len(latencies) + 1, 5))
+            time.sleep(0.1)
+        sent, connections = map(int, flooder.communicate(timeout=30)[0].split())
+        time.sleep(1)
+        grown_mb = (process.memory_info().rss - before) / 2**20
+    finally:
+        if flooder is not None and flooder.poll() is None:
+            flooder.kill()
+        probe.close()
+    latencies.sort()
+    p95 = latencies[int(0.95 * (len(latencies) - 1))]
+    assert len(latencies) >= 10 and p95 < 1.0, f"snippet acks p95 {p95:.2f} s, max {latencies[-1]:.2f} s " \
+                                               f"while {sent} events were flooded over {connections} connections"
+    assert grown_mb < 60, f"the worker grew {grown_mb:.0f} MB after {sent} flooded events"
+    honest_agent_is_served(server, agent="after-flood")
+
+
+def test_unknown_events_and_events_with_two_arguments_spend_the_rate_limit(server):
+    for agent, send in (("unknowns", lambda c: c.call("no.such.event", {})),
+                        ("two-args", lambda c: c.sio.call("conversation.join", ({}, {}), namespace="/copilot",
+                                                          timeout=10))):
+        client = AgentClient(server.url, token(tenant=f"spend-{agent}", agent=agent),
+                             headers={"X-Forwarded-For": "10.8.1.1"})
+        try:
+            codes = [send(client)["error"]["code"] for _ in range(AGENT_BURST + 10)]
+            assert "rate_limited" in codes, f"{agent}: {set(codes)}"
+            after = client.call("conversation.start", {"conversation_id": f"spent-{time.time_ns()}",
+                                                       "channel": "chat"})
+            assert after.get("error", {}).get("code") == "rate_limited", after  # the events spent the budget
+        finally:
+            client.close()
+
+
+def test_deeply_nested_json_closes_the_session_with_one_short_log_line(server):
+    log = Path(server.log.name)
+    before = len(log.read_bytes())
+    for n in range(3):
+        ws = engineio_session(server, f"10.8.2.{n}")
+        try:
+            join(ws, token(agent=f"deep{n}"))
+            ws.send('42/copilot,1["conversation.join",' + "[" * 5000 + "]" * 5000 + "]")
+            assert closed_within(ws, 3)
+        finally:
+            ws.close()
+    time.sleep(0.5)
+    added = log.read_bytes()[before:].decode(errors="replace").splitlines()
+    assert len(added) <= 3 and all(len(line) < 300 for line in added), "\n".join(added[:20])
+    honest_agent_is_served(server, agent="after-deep")
+
+
+def test_snippet_text_with_a_lone_surrogate_gets_invalid_payload(server):
+    client = AgentClient(server.url, token(agent="surrogate"), headers={"X-Forwarded-For": "10.8.3.1"})
+    try:
+        cid = f"sur-{time.time_ns()}"
+        assert client.call("conversation.start", {"conversation_id": cid, "channel": "chat"})["ok"]
+        ack = client.say(cid, "s1", "I am upset \ud800")
+        assert not ack["ok"] and ack["error"]["code"] == "invalid_payload", ack
+        assert client.say(cid, "s2", "I am upset")["ok"]
+    finally:
+        client.close()
+
+
+def test_one_identity_may_hold_only_so_many_connections(server):
+    tok = token(tenant="crowd", agent="one")
+    sessions = [engineio_session(server, f"10.8.4.{n}") for n in range(MAX_CONNECTIONS + 1)]
+    try:
+        for ws in sessions[:MAX_CONNECTIONS]:
+            join(ws, tok)
+        sessions[-1].send("40/copilot," + json.dumps({"token": tok}))
+        refused = sessions[-1].recv()
+        assert refused.startswith("44/copilot,"), refused
+        assert json.loads(refused[len("44/copilot,"):])["data"]["code"] == "too_many_connections"
+        other = AgentClient(server.url, token(tenant="crowd", agent="two"), headers={"X-Forwarded-For": "10.8.4.99"})
+        assert other.sio.connected  # another agent of the tenant is not counted
+        other.close()
+        sessions[0].close()
+        time.sleep(0.5)
+        sessions[-1].send("40/copilot," + json.dumps({"token": tok}))  # a closed connection frees its place
+        assert sessions[-1].recv().startswith("40/copilot,{")
+    finally:
+        for ws in sessions:
+            ws.close()
+
+
+def test_engine_io_responses_send_the_security_headers(server):
+    for response in (requests.get(server.url + "/socket.io/?EIO=4&transport=polling", timeout=5,
+                                  headers={"X-Forwarded-For": "10.8.5.1"}),
+                     requests.get(server.url + "/socket.io/?EIO=4&transport=nonsense", timeout=5,
+                                  headers={"X-Forwarded-For": "10.8.5.2"}),
+                     requests.get(server.url + "/healthz", timeout=5)):
+        assert response.headers.get("Referrer-Policy") == "no-referrer", (response.url, response.headers)
+        assert response.headers.get("X-Content-Type-Options") == "nosniff", (response.url, response.headers)

@@ -60,3 +60,21 @@ def test_a_token_refresh_takes_one_token_string():
 def test_a_token_refresh_refuses_anything_but_a_token(value):
     with pytest.raises(InvalidPayload):
         validate("token.refresh", {"token": value}, 100)
+
+
+@pytest.mark.parametrize("field, value", [("text", "\ud800"), ("text", "fine until here \udfff"), ("text", "\udc80x")])
+def test_snippet_text_with_a_lone_surrogate_is_refused(field, value):
+    with pytest.raises(InvalidPayload, match="surrogate"):
+        validate("transcript.snippet", {"conversation_id": "c", "snippet_id": "s", "speaker": "customer",
+                                        field: value, "final": True}, 100)
+
+
+@pytest.mark.parametrize("field", ["queue", "customer_ref", "locale"])
+def test_a_name_field_with_a_lone_surrogate_is_refused(field):
+    with pytest.raises(InvalidPayload, match="surrogate"):
+        validate("conversation.start", {"conversation_id": "c", "channel": "chat", field: "q\ud83d"}, 100)
+
+
+def test_text_with_a_proper_surrogate_pair_s_character_is_accepted():
+    assert validate("conversation.start", {"conversation_id": "c", "channel": "chat", "queue": "billing 😀"},
+                    100)["queue"] == "billing 😀"

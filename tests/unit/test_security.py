@@ -4,8 +4,17 @@ import sys
 
 import pytest
 
-from copilot.realtime import BINARY_PAYLOAD, BadInputLog, BadPacket, BinaryEvents, Connections, JsonPacket
+from copilot.realtime import (
+    BINARY_PAYLOAD,
+    BadInputLog,
+    BadPacket,
+    BinaryEvents,
+    Connections,
+    JsonPacket,
+    cap_send_queues,
+)
 from copilot.security import (
+    Flooding,
     Forbidden,
     Identity,
     InvalidToken,
@@ -15,6 +24,7 @@ from copilot.security import (
     TokenBucket,
     TokenExpired,
     Tokens,
+    TooManyConnections,
     TooManyPending,
     check_names,
     take_together,
@@ -122,6 +132,54 @@ def test_a_refresh_must_name_the_same_tenant_and_agent(other):
         connections.refresh("c1", other)
 
 
+def test_an_identity_may_hold_only_so_many_connections_and_a_closed_one_frees_its_place():
+    connections = Connections(max_per_agent=2, clock=Clock())
+    amy = Identity("acme", "agent", "amy")
+    connections.add("c1", amy)
+    connections.add("c2", amy)
+    with pytest.raises(TooManyConnections):
+        connections.add("c3", amy)
+    connections.add("c3", Identity("acme", "agent", "bob"))  # another agent, and amy elsewhere, are not counted
+    connections.add("c4", Identity("umbrella", "agent", "amy"))
+    connections.remove("c1")
+    connections.remove("c1")  # a second disconnect of one connection frees nothing more
+    connections.add("c5", amy)
+    with pytest.raises(TooManyConnections):
+        connections.add("c6", amy)
+    assert TooManyConnections.code == "too_many_connections"
+
+
+def test_a_connection_refused_far_beyond_its_limit_is_flooding_and_one_slowing_down_is_not():
+    clock = Clock()
+    connections = Connections(rate=5, burst=10, clock=clock)
+    connections.add("c1", Identity("acme", "agent", "amy"))
+    for _ in range(10):
+        connections.admit("c1")
+    for _ in range(20):  # 2 x burst refusals are plain rate_limited
+        with pytest.raises(RateLimited) as refused:
+            connections.admit("c1")
+        assert not isinstance(refused.value, Flooding)
+    with pytest.raises(Flooding):
+        connections.admit("c1")
+    clock.now += 10  # a client that backs off is served again
+    connections.admit("c1")
+    refusals = []
+    for _ in range(200):  # 20 events a second for 10 s, 15 of them refused each second: never flooding
+        clock.now += 0.05
+        try:
+            connections.admit("c1")
+        except RateLimited as error:
+            refusals.append(error)
+    assert len(refusals) > 100 and not any(isinstance(error, Flooding) for error in refusals)
+
+
+def test_deeply_nested_json_is_a_bad_packet_not_a_recursion_error():
+    with pytest.raises(BadPacket, match="RecursionError"):
+        JsonPacket(encoded_packet='2/copilot,1["conversation.join",' + "[" * 5000 + "]" * 5000 + "]")
+    with pytest.raises(BadPacket):
+        BinaryEvents().screen("s", '51-/copilot,1["x",' + "[" * 5000 + "]" * 5000 + "]")
+
+
 def test_an_address_may_keep_only_so_many_sessions_in_the_lobby():
     lobby = Lobby(deadline_s=10, max_per_address=2, clock=Clock())
     lobby.enter("s1", "10.0.0.1")
@@ -218,3 +276,21 @@ def test_binary_packets_outside_a_small_announced_event_close_the_session(messag
     with pytest.raises(BadPacket):
         for message in messages:
             binary.screen("s", message)
+
+
+def test_a_session_whose_send_queue_reaches_the_cap_is_closed_and_queues_no_more():
+    import engineio
+    from engineio import packet
+    from engineio.socket import Socket
+
+    eio = engineio.Server(async_mode="threading")
+    cap_send_queues(type("SocketIO", (), {"server": type("Server", (), {"eio": eio})()})(), max_packets=3)
+    sock = eio.sockets["s1"] = Socket(eio, "s1")
+    for _ in range(3):
+        sock.send(packet.Packet(packet.MESSAGE, data="ack"))
+    assert not sock.closed and sock.queue.qsize() == 3
+    sock.send(packet.Packet(packet.MESSAGE, data="one too many"))
+    assert sock.closed and "s1" not in eio.sockets
+    queued = sock.queue.qsize()
+    sock.send(packet.Packet(packet.MESSAGE, data="after the close"))
+    assert sock.queue.qsize() == queued
