@@ -48,7 +48,7 @@ from copilot.text import normalise
 # What earlier rules found is masked with this before later rules look, so they never match inside it.
 MASK = "\x00"
 DIGIT = re.compile(r"\d")
-SEPARATOR = r"[ \n\-\u2010-\u2015\u2212./_,()]"
+SEPARATOR = r"[ \n\-\u2010-\u2015\u2212./_,()*|:+~\u2022\u00b7\u2219]"
 RUN = re.compile(rf"[+(]?\d+(?:{SEPARATOR}{{1,5}}\d+)*")
 GROUP = re.compile(r"\d+")
 # Outside a card, a comma or a line break ends a number: "items 101, 102, 103" is a list, not one number.
@@ -692,6 +692,9 @@ def _open_id(text: str, spans: list[tuple[int, int, str]]) -> tuple[int, int, st
     return None
 
 
+CARD_GROUPS = re.compile(r"\d{4}(?:[ -]\d{4}){0,2}")  # how a card's next groups are read out: fours
+
+
 def redact_snippet(text: str, open_digits: int) -> tuple[str, int]:
     """One snippet redacted as redact() does, plus a number or email read out over several snippets: a snippet of
     digit groups and read-out words has every group redacted, and so has the leading group of one that continues an
@@ -711,15 +714,19 @@ def redact_snippet(text: str, open_digits: int) -> tuple[str, int]:
     digit_tokens = [t for t, k in zip(tokens, kinds) if k == "digits"]
     read_out = bool(digit_tokens) and "other" not in kinds
     lead = next((i for i, k in enumerate(kinds) if k != "filler"), None)
-    continues = open_digits > 0 and lead is not None and kinds[lead] == "digits"
-    chosen = digit_tokens if read_out else [tokens[lead]] if continues else []
+    if read_out:
+        chosen = digit_tokens
+    elif open_digits > 0:  # a number being read out goes on, whatever words come around its next groups
+        chosen = [t for t in digit_tokens if CARD_GROUPS.fullmatch(t.group(0)) or t is tokens[lead]]
+    else:
+        chosen = []
     groups = [group for token in chosen for group in _token_groups(token)]
     spans = sorted(spans + _uncovered(norm.text, groups, spans))
     count = sum(_digit_count(t) for t in digit_tokens)
     if read_out:
         opened = min(MAX_OPEN_DIGITS, open_digits + count)
     elif kinds and kinds[-1] == "digits":
-        opened = _digit_count(tokens[-1])
+        opened = (open_digits + sum(_digit_count(t) for t in chosen)) if chosen else _digit_count(tokens[-1])
     else:
         opened = 0
     still_open = False

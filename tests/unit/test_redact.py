@@ -316,3 +316,24 @@ def test_hostile_spoken_and_id_input_is_redacted_in_linear_time(text):
     redact_snippet(text, 128)
     mask_evidence(text)
     assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize("sep", ["*", "|", ":", "\u2022", "\u00b7", "+", "~"])
+def test_a_card_with_any_of_these_separators_is_redacted(sep):
+    assert redact(f"card 4111{sep}1111{sep}1111{sep}1111") == "card [CARD]"
+
+
+@pytest.mark.parametrize("snippets", [["great, 4111", "got it: 1111", "good 1111", "lastly 1111"],
+                                      ["4111 1111", "thanks, next part 1111 1111"]])
+def test_a_card_read_out_with_words_around_its_groups_keeps_at_most_its_first_four_digits(snippets):
+    kept, state = [], 0
+    for text in snippets:
+        out, state = redact_snippet(text, state)
+        kept.append(out)
+    digits = "".join(ch for ch in "".join(kept) if ch.isdigit())
+    assert len(digits) <= 4, kept  # the first group alone is what PCI DSS lets a receipt show
+
+
+def test_a_number_after_an_order_number_is_kept_unless_it_reads_like_card_groups():
+    out, state = redact_snippet("my order is 12345", 0)
+    assert redact_snippet("and I want a refund of 250 pounds", state)[0] == "and I want a refund of 250 pounds"
