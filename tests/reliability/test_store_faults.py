@@ -253,3 +253,18 @@ def test_the_event_stream_is_bounded_by_age_as_well_as_by_count(redis_url):
     kept = [json.loads(fields["event"])["type"] for _, fields in client.xrange("copilot:events")]
     assert kept[-1] == "conversation.start"
     assert kept.count("old") < 100, "whole stream nodes older than the age limit are trimmed"
+
+
+def test_readyz_warns_of_an_eviction_policy_that_could_drop_the_library(own_redis, tmp_path):
+    client = redis.Redis.from_url(own_redis.url)
+    client.config_set("maxmemory-policy", "allkeys-lru")
+    server = ServerProcess(env(tmp_path / "instance", REDIS_URL=own_redis.url), tmp_path)
+    try:
+        body = requests.get(server.url + "/readyz", timeout=30).json()
+        assert body["redis"]["maxmemory_policy"] == "allkeys-lru" and body["redis"]["ok"] is False
+        assert any("noeviction" in w for w in body["redis"]["warnings"])
+        client.config_set("maxmemory-policy", "noeviction")
+        assert requests.get(server.url + "/readyz", timeout=30).json()["redis"]["ok"] is True
+    finally:
+        server.stop()
+        client.close()
