@@ -28,6 +28,8 @@ ABUSE_CLEAR_TURNS = 3  # customer turns without abuse before protection mode end
 MAX_TIMELINE = 200
 MAX_EVIDENCE = 5
 MAX_SEEN = 2000
+HARD_CUES = frozenset({"repeat_contact", "escalation_request", "churn_risk", "abuse", "crisis"})
+HARD_CUE_TONE = -0.3  # the tone of a turn carrying one of them is at most this (negative: below -0.2)
 MAX_TONE_SHIFTS = 10  # tone-shift alerts are keyed by turn: only the latest are kept to tell repeats apart
 MAX_SHOWN = 500  # phrasings remembered as shown (past it the oldest may come back, which is harmless)
 MAX_TRANSFERS = 20
@@ -179,14 +181,15 @@ def tone_label(tones: list[float]) -> dict[str, Any]:
 
 
 def triage_for(cues: Iterable[CueSeen], counts: dict[str, int]) -> int:
-    """The triage level one customer turn shows (3 for crisis, 2 for significant distress, else 1)."""
+    """The triage level one customer turn shows (3 for crisis, 2 for significant distress, else 1). A negative
+    emotion together with a repeat contact, an escalation request or churn talk is significant distress."""
     names = {c.cue: c for c in cues}
     if "crisis" in names:
         return 3
     negative_emotions = [c for c in names.values() if c.cue in EMOTION_CUES and c.cue in NEGATIVE_CUES]
     strong = [c for c in negative_emotions if c.score >= 0.7]
     if ("abuse" in names or len(negative_emotions) >= 2 or strong
-            or (negative_emotions and ({"escalation_request", "churn_risk"} & set(names)))
+            or (negative_emotions and ({"escalation_request", "churn_risk", "repeat_contact"} & set(names)))
             or any(counts.get(c.cue, 0) >= 3 for c in negative_emotions)):
         return 2
     return 1
@@ -249,7 +252,10 @@ def _admit(conv: Conversation, snippet_id: str, final: bool) -> Outcome:
 
 
 def choose_stage(conv: Conversation, cue_names: set[str]) -> str:
-    """The stage the next suggestion should serve."""
+    """The stage the next suggestion should serve. A crisis outranks everything, agent protection included: the
+    customer's wellbeing comes first."""
+    if "crisis" in cue_names:
+        return "check-in"
     if conv.abuse_active:
         return "agent-protection"
     if conv.after_verification_due:
@@ -280,7 +286,10 @@ def on_customer(conv: Conversation, snippet_id: str, text: str, final: bool, cue
             if conv.consent:
                 words = [mask_evidence(text[s:e]) for s, e in c.spans][:2]  # state keeps no PII either
                 conv.evidence[c.cue] = (conv.evidence.get(c.cue, []) + words)[-MAX_EVIDENCE:]
-        conv.tones.append(round(tone_of(emotions), 4))
+        tone = tone_of(emotions)
+        if {c.cue for c in cues} & HARD_CUES:  # "third time I've called" is not a positive turn, whatever its words
+            tone = min(tone, HARD_CUE_TONE)
+        conv.tones.append(round(tone, 4))
         conv.tones = conv.tones[-50:]
         level = triage_for(cues, conv.counts)
         conv.triage_history = (conv.triage_history + [level])[-50:]
@@ -305,7 +314,8 @@ def on_customer(conv: Conversation, snippet_id: str, text: str, final: bool, cue
             out.suggest_stage, out.suggest_cues = _suggestion_due(conv, cues, now, cooldown_s)
     if shown_cues or final:
         out.highlight = {
-            "snippet_id": snippet_id, "final": final, "text": text, "triage_level": conv.triage_level,
+            "snippet_id": snippet_id, "final": final, "speaker": "customer", "text": text,
+            "triage_level": conv.triage_level,
             "cues": [{"cue": c.cue, "score": round(c.score, 4), "spans": [list(s) for s in c.spans],
                       "count": conv.counts.get(c.cue, 0) if final else conv.counts.get(c.cue, 0) + 1}
                      for c in shown_cues],
@@ -358,7 +368,9 @@ def _suggestion_due(conv: Conversation, cues: list[CueSeen], now: float, cooldow
     if now - conv.last_push_at < cooldown_s and not (crisis_now or abuse_now):
         return None, []
     stage = choose_stage(conv, set(names))
-    if stage == "agent-protection":
+    if "crisis" in names:
+        names = ["crisis"]  # crisis phrasings only: no escalation or protection card beside them
+    elif stage == "agent-protection":
         names = ["abuse"]
     elif stage == "after-verification":
         names = names or sorted(conv.counts, key=lambda c: -conv.counts[c])
@@ -373,6 +385,9 @@ def on_agent(conv: Conversation, snippet_id: str, text: str, final: bool, now: f
     if out.duplicate or not final:
         return out
     conv.agent_turns += 1
+    out.highlight = {"snippet_id": snippet_id, "final": True, "speaker": "agent", "text": text, "cues": [],
+                     "triage_level": conv.triage_level, "tone": tone_label(conv.tones), "line": "",
+                     "mode": "agent-protection" if conv.abuse_active else conv.mode}  # so every screen shows the turn
     found = agent_behaviours(text)
     for name in found:
         conv.behaviours[name] = conv.behaviours.get(name, 0) + 1

@@ -208,6 +208,8 @@ class CopilotService:
 
         out = self.store.update(who.tenant, cid, change)
         reply = Reply({"ok": True, "snippet_id": sid, "duplicate": out.duplicate}, room(who.tenant, cid))
+        if out.highlight is not None:
+            reply.emits.append(("cue.highlight", {"conversation_id": cid, **out.highlight}))
         reply.emits.extend(("alert", {"conversation_id": cid, **a}) for a in out.alerts)
         return reply
 

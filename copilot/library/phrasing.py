@@ -24,7 +24,8 @@ RESERVED_IDS = frozenset({"import", "export"})
 MAX_PROBLEMS = 10
 MAX_PROBLEM_CHARS = 200
 
-# Closed (yes/no) openings. Invitations that start the same way are allowed below.
+# Closed (yes/no) openings. Invitations to the customer to talk that start the same way are allowed below; an
+# offer ("Would you like me to tell you...?") is answered yes or no, so it is closed.
 CLOSED_START = re.compile(
     r"^(?:is|are|am|was|were|do|does|did|have|has|had|will|would|should|shall|can|could|may|might|must|"
     r"isn't|aren't|don't|doesn't|didn't|won't|wouldn't|haven't|hasn't|any|anything else)\b", re.IGNORECASE)
@@ -32,7 +33,6 @@ INVITATION_START = re.compile(
     r"^(?:could|can|would|will) you (?:please )?(?:tell|share|walk|describe|explain|say more|talk me through|"
     r"help me understand|give me a sense)|"
     r"^would you (?:like|be willing|prefer) to (?:tell|share|talk|describe|explain|walk|go through|say)|"
-    r"^would you like me to (?:tell|share|explain|walk|go through|give|talk)|"
     r"^would it help (?:if|to) (?:you|we|i) (?:told|shared|talked|walked|went)",
     re.IGNORECASE)
 OPEN_MARKERS = re.compile(r"\b(?:what|how|which|where|when|who|why|tell me|walk me through|help me understand|"

@@ -51,6 +51,8 @@ def test_a_duplicate_final_snippet_changes_nothing():
     ([cue("frustration", 0.5), cue("anxiety", 0.5)], {}, 2),
     ([cue("sadness", 0.9)], {"sadness": 1}, 2),
     ([cue("frustration", 0.5), cue("churn_risk", 1.0)], {}, 2),
+    ([cue("frustration", 0.6), cue("repeat_contact", 1.0)], {}, 2),
+    ([cue("repeat_contact", 1.0)], {}, 1),
     ([cue("frustration", 0.5)], {"frustration": 3}, 2),
     ([cue("abuse", 1.0)], {}, 2),
     ([cue("crisis", 1.0)], {}, 3),
@@ -240,3 +242,26 @@ def test_evidence_kept_in_state_holds_no_card_digits():
     text = "I already gave you my card 4111 1111 1111 1111 twice"
     customer(c, "s1", [CueSeen("repeat_contact", 0.9, ((27, 31), (32, 36)))], text=text)
     assert c.evidence["repeat_contact"] and not any(ch.isdigit() for ws in c.evidence.values() for w in ws for ch in w)
+
+
+def test_a_crisis_after_abuse_gets_crisis_cards_not_agent_protection():
+    c = conv()
+    out = customer(c, "s1", [cue("abuse")], ANGRY)
+    assert out.suggest_stage == "agent-protection" and c.abuse_active
+    out = customer(c, "s2", [cue("crisis"), cue("escalation_request")], {"sadness": 0.9})
+    assert out.suggest_stage == "check-in" and out.suggest_cues == ["crisis"]
+    assert "crisis_suggested" in c.flags and c.triage_level == 3
+
+
+def test_a_repeat_contact_turn_never_reads_as_a_positive_tone():
+    c = conv()
+    customer(c, "s1", [cue("repeat_contact", 1.0)], {"approval": 0.9, "neutral": 0.5})
+    assert engine.tone_label(c.tones)["label"] == "negative"
+
+
+def test_a_final_agent_turn_is_highlighted_as_the_agents_with_no_cues():
+    c = conv()
+    out = engine.on_agent(c, "a1", "I'm sorry to hear that.", True, 1.0)
+    assert out.highlight["speaker"] == "agent" and out.highlight["cues"] == [] and out.highlight["text"]
+    assert engine.on_agent(c, "a2", "I'm sor", False, 2.0).highlight is None
+    assert customer(c, "s1", [cue("frustration")], ANGRY).highlight["speaker"] == "customer"
