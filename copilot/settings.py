@@ -92,6 +92,10 @@ class Settings:
             raise InvalidSetting("COPILOT_MAX_TEXT_CHARS must be at least 1")
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise InvalidSetting("REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.redis_url and not self.secret:
+            raise InvalidSetting("COPILOT_SECRET must be set when REDIS_URL is: every worker sharing that Redis must "
+                                 "sign tokens with the same secret, or each makes its own and refuses the others' "
+                                 "tokens. Make one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'")
         if self.max_body_bytes < 1024:
             raise InvalidSetting("COPILOT_MAX_BODY_BYTES must be at least 1024")
         if self.transcript not in ("redacted", "none"):

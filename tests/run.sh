@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: makes .venv, installs what the tests need (Python packages, and
-# Debian's redis-server and chromium, which the tests start themselves on loopback), then runs ruff and pytest.
+# Debian's redis-server, chromium and nginx, which the tests start themselves on loopback), then runs ruff and
+# pytest.
 # Usage: bash tests/run.sh [pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,12 +9,15 @@ python=${PYTHON:-python3}
 missing=""
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
 if [ -n "$missing" ]; then
+  echo "tests/run.sh: installing Debian packages:$missing (apt-get, output in /tmp/copilot-apt.log)"
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get install -y -q $missing >/dev/null 2>&1 \
-    || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q $missing >/dev/null; }
+  $sudo apt-get install -y -q $missing >/tmp/copilot-apt.log 2>&1 \
+    || { $sudo apt-get update -q >>/tmp/copilot-apt.log 2>&1 && $sudo apt-get install -y -q $missing >>/tmp/copilot-apt.log 2>&1; } \
+    || { echo "tests/run.sh: apt-get failed; see /tmp/copilot-apt.log" >&2; tail -n 20 /tmp/copilot-apt.log >&2; exit 1; }
 fi
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
