@@ -1,5 +1,6 @@
 """The sidebar, the demo and the console in headless Chromium (Debian's), driven by Playwright, against a real
 server on loopback. Screenshots go to test-artifacts/."""
+import json
 import shutil
 import threading
 import time
@@ -259,3 +260,211 @@ def test_console_insights_draw_charts(server, page):
     page.locator("#chart-cues svg, #chart-cues:has-text('No conversations')").first.wait_for()
     page.locator("#chart-acceptance svg").wait_for(timeout=10000)
     shot(page, "console-insights")
+
+
+# Issue #12: what an agent and a lead see in their first hour.
+
+def post(page, message):
+    """A postMessage command to a sidebar opened as the page itself (its own origin is always allowed)."""
+    page.evaluate("m => window.postMessage(m, location.origin)", message)
+
+
+def open_hosted_sidebar(server, page, agent, width=360, height=740):
+    """/sidebar at a size, connected with copilot.connect as `agent` of tenant acme; returns the token."""
+    token = Tokens(SECRET).issue("acme", "agent", agent)
+    page.set_viewport_size({"width": width, "height": height})
+    page.goto(server.url + "/sidebar")
+    post(page, {"type": "copilot.connect", "token": token})
+    return token
+
+
+def say_in_sidebar(page, sid, text, speaker="customer"):
+    """One final snippet through the sidebar, waiting until its turn is on screen as final."""
+    post(page, {"type": "copilot.snippet", "snippet_id": sid, "speaker": speaker, "text": text, "final": True})
+    page.locator(f'[data-snippet-id="{sid}"]:not(.partial)').wait_for(state="attached", timeout=10000)
+
+
+def test_a_new_start_clears_the_previous_conversation_its_chips_alerts_turns_cards_triage_and_tone(server, page):
+    open_hosted_sidebar(server, page, "clara")
+    post(page, {"type": "copilot.start", "conversation_id": f"first-{time.time_ns()}", "channel": "chat"})
+    say_in_sidebar(page, "a1", "This is the third time I've called, it's ridiculous, I want to speak to a manager")
+    expect(page.locator(".alert").first).to_be_visible(timeout=10000)
+    expect(page.locator('.alert[data-kind="handoff"]')).to_be_visible()
+    expect(page.locator('.chip[data-cue="repeat_contact"]')).to_be_visible()
+    expect(page.locator("[data-suggestion-id]").first).to_be_visible()
+    post(page, {"type": "copilot.start", "conversation_id": f"second-{time.time_ns()}", "channel": "chat"})
+    for old in ['.chip[data-cue="repeat_contact"]', ".alert", '[data-snippet-id="a1"]', "[data-suggestion-id]"]:
+        expect(page.locator(old)).to_have_count(0)
+    expect(page.locator("#chips-empty")).to_be_visible()
+    expect(page.locator("#transcript-empty")).to_be_visible()
+    expect(page.locator("#triage")).to_be_hidden()
+    expect(page.locator("#tone-label")).to_have_text("neutral, steady")
+    say_in_sidebar(page, "b1", "I'm so worried my card has been used by someone else")
+    expect(page.locator('.chip[data-cue="anxiety"]')).to_have_text("Anxiety x1")
+    expect(page.locator(".chip")).to_have_count(1)
+    expect(page.locator(".turn")).to_have_count(1)
+
+
+def test_joining_another_conversation_clears_the_previous_one_and_says_earlier_turns_are_not_shown(server, page):
+    token = open_hosted_sidebar(server, page, "jo")
+    post(page, {"type": "copilot.start", "conversation_id": f"mine-{time.time_ns()}", "channel": "chat"})
+    say_in_sidebar(page, "m1", "This is the third time I've called about this, I want a manager")
+    expect(page.locator('.alert[data-kind="handoff"]')).to_be_visible(timeout=10000)
+    backend = AgentClient(server.url, token)
+    other = f"other-{time.time_ns()}"
+    assert backend.call("conversation.start", {"conversation_id": other, "channel": "chat"})["ok"]
+    backend.say(other, "o1", "Thank you so much, that is a real relief")
+    post(page, {"type": "copilot.join", "conversation_id": other})
+    expect(page.locator('.chip[data-cue="gratitude"]')).to_be_visible()
+    for old in ['.chip[data-cue="repeat_contact"]', ".alert", '[data-snippet-id="m1"]']:
+        expect(page.locator(old)).to_have_count(0)
+    expect(page.locator("#transcript .gap")).to_have_text(
+        "Earlier turns are not shown after reconnecting; counts and cards are kept.")
+    backend.close()
+
+
+def test_the_demo_replayed_twice_shows_only_the_new_replay(server, page):
+    page.goto(server.url + "/demo?speed=150")
+    sidebar = page.frame_locator("#sidebar")
+    expect(sidebar.locator('.alert[data-kind="handoff"]')).to_be_visible(timeout=30000)
+    page.select_option("#speed", "2500")  # the replay's first customer turn comes 2.5 s after the click
+    page.click("#replay")
+    expect(sidebar.locator(".alert")).to_have_count(0)
+    expect(sidebar.locator(".chip")).to_have_count(0)
+    expect(sidebar.locator("[data-suggestion-id]")).to_have_count(0)
+    expect(sidebar.locator(".turn")).to_have_count(1)  # the agent's greeting of the new call
+    expect(sidebar.locator('mark[data-cue="repeat_contact"]')).to_have_count(1, timeout=10000)
+
+
+DEMO_TURNS = [t for t in json.loads((ROOT / "copilot/web/static/demo-conversation.json").read_text())["turns"]
+              if not t.get("mode")]
+
+
+@pytest.mark.parametrize("width,height", [(360, 740), (320, 600)])
+def test_a_long_call_keeps_the_transcript_readable_its_newest_turn_and_both_cards_in_view(
+        server, page, width, height):
+    open_hosted_sidebar(server, page, f"long-{width}", width, height)
+    post(page, {"type": "copilot.start", "conversation_id": f"long-{time.time_ns()}", "channel": "voice"})
+    turns = DEMO_TURNS + [{"speaker": "customer", "text": "No, that's everything. Thanks again."}]
+    assert len(turns) >= 15
+    for i, turn in enumerate(turns):
+        say_in_sidebar(page, f"t{i}", turn["text"], turn["speaker"])
+    expect(page.locator("[data-suggestion-id]")).to_have_count(2)
+    page.wait_for_timeout(300)  # the last pushes and alerts have been laid out
+    transcript = page.locator("#transcript").bounding_box()
+    assert transcript["height"] >= 100, transcript
+    newest = page.locator(f'[data-snippet-id="t{len(turns) - 1}"]').bounding_box()
+    assert transcript["y"] - 1 <= newest["y"] and newest["y"] + newest["height"] <= transcript["y"] + transcript["height"] + 1
+    for card in page.locator("[data-suggestion-id]").all():
+        box = card.bounding_box()
+        assert box["y"] >= 0 and box["y"] + box["height"] <= height, box
+    assert page.evaluate("document.documentElement.scrollHeight") <= height  # the page itself does not scroll
+    shot(page, f"sidebar-long-{width}")
+    # The agent scrolls up to read: a new turn must not pull the transcript back down.
+    page.evaluate("document.getElementById('transcript').scrollTop = 0")
+    page.wait_for_timeout(100)
+    say_in_sidebar(page, "late", "One more thing, actually.")
+    page.wait_for_timeout(100)
+    assert page.evaluate("document.getElementById('transcript').scrollTop") == 0
+
+
+def test_sidebar_says_in_plain_words_that_a_conversation_id_is_not_known(server, page):
+    token = Tokens(SECRET).issue("acme", "agent", "una")
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto(f"{server.url}/sidebar#token={token}&conversation_id=no-such-call-{time.time_ns()}")
+    notice = page.locator("#notice")
+    expect(notice).to_have_text("This conversation is not known to the copilot. Check the link, or ask your admin.")
+    expect(notice).to_be_in_viewport()
+    expect(page.get_by_text("Waiting for the conversation")).to_be_hidden()
+    shot(page, "sidebar-unknown-conversation")
+
+
+@pytest.mark.parametrize("kind", ["invalid", "expired"])
+def test_sidebar_explains_a_bad_or_expired_token_in_plain_words_not_codes(server, page, kind):
+    if kind == "invalid":
+        token, words = "not-a-token", "could not check your sign-in"
+    else:
+        token, words = Tokens(SECRET).issue("acme", "agent", "eve", ttl_s=1), "session has expired"
+        time.sleep(2)
+    page.set_viewport_size({"width": 320, "height": 600})
+    page.goto(f"{server.url}/sidebar#token={token}&conversation_id=c-1")
+    notice = page.locator("#notice")
+    expect(notice).to_contain_text(words)
+    expect(notice).to_be_in_viewport()
+    text = page.inner_text("body")
+    for code in ["invalid_token", "token_expired", "auth_required", "error"]:
+        assert code not in text
+    expect(page.locator("#status")).to_have_text("not connected")
+
+
+def test_direct_embedding_shows_agent_turns_unmarked_shows_no_triage_before_a_cue_and_says_what_a_join_keeps(
+        server, page):
+    token = Tokens(SECRET).issue("acme", "agent", "dee")
+    backend = AgentClient(server.url, token)
+    cid = f"direct-agent-{time.time_ns()}"
+    assert backend.call("conversation.start", {"conversation_id": cid, "channel": "chat"})["ok"]
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto(f"{server.url}/sidebar#token={token}&conversation_id={cid}")
+    expect(page.locator("#status")).to_have_text("connected")
+    page.wait_for_timeout(300)  # the join has been answered
+    expect(page.locator("#triage")).to_be_hidden()  # nothing happened yet: no "Triage 1"
+    expect(page.locator("#chips-empty")).to_be_visible()
+    expect(page.locator("#transcript .gap")).to_have_count(0)  # a new conversation lost nothing
+    backend.say(cid, "a1", "I'm sorry, I can hear how frustrating and worrying this has been", speaker="agent")
+    turn = page.locator('[data-snippet-id="a1"]')
+    expect(turn).to_be_visible()
+    expect(turn.locator(".who")).to_have_text("Agent")
+    expect(turn.locator("mark")).to_have_count(0)
+    expect(page.locator(".chip")).to_have_count(0)
+    backend.say(cid, "c1", "This is the third time I've called and I'm furious")
+    expect(page.locator('[data-snippet-id="c1"] .who')).to_have_text("Customer")
+    expect(page.locator('.chip[data-cue="repeat_contact"]')).to_have_text("Repeat contact x1")
+    expect(page.locator("#triage")).to_be_visible()
+    # A second screen (the agent reloads) joins the same conversation: counts come back, the words do not.
+    page.goto("about:blank")
+    page.goto(f"{server.url}/sidebar#token={token}&conversation_id={cid}")
+    expect(page.locator('.chip[data-cue="repeat_contact"]')).to_have_text("Repeat contact x1")
+    expect(page.locator("#transcript .gap")).to_have_text(
+        "Earlier turns are not shown after reconnecting; counts and cards are kept.")
+    expect(page.get_by_text("Waiting for the conversation")).to_be_hidden()
+    backend.close()
+
+
+def test_console_insights_hide_the_library_and_draw_one_day_of_data_visibly(server, page):
+    agent = AgentClient(server.url, Tokens(SECRET).issue("oneday", "agent", "amy"))
+    cid = f"oneday-{time.time_ns()}"
+    agent.call("conversation.start", {"conversation_id": cid, "channel": "chat"})
+    agent.say(cid, "s1", "This is the third time I've called and I'm furious about this bill")
+    agent.say(cid, "a1", "I'm sorry, I can hear how frustrating this has been", speaker="agent")
+    agent.say(cid, "s2", "Thank you, that's a relief")
+    agent.call("conversation.end", {"conversation_id": cid})
+    agent.close()
+    page.goto(server.url + "/console")
+    page.fill("#token", Tokens(SECRET).issue("oneday", "lead", "lee"))
+    page.click("#login button")
+    page.locator("#phrasings tbody tr").first.wait_for()
+    page.click("#tab-insights")
+    expect(page.locator("#library")).to_be_hidden()
+    expect(page.locator("#phrasings")).to_be_hidden()
+    expect(page.locator("#insights")).to_be_visible()
+    for chart in ["#chart-cues", "#chart-resolution"]:
+        point = page.locator(f"{chart} svg circle").first
+        expect(point).to_be_visible(timeout=10000)
+        box = point.bounding_box()
+        assert box["width"] >= 4 and box["height"] >= 4, (chart, box)
+    page.click("#tab-library")
+    expect(page.locator("#library")).to_be_visible()
+    expect(page.locator("#insights")).to_be_hidden()
+
+
+def test_console_clears_a_wrong_token_message_once_a_good_token_loads(server, page):
+    page.goto(server.url + "/console")
+    page.fill("#token", "not-a-token")
+    page.click("#login button")
+    message = page.locator("#message")
+    expect(message).to_contain_text("That token was not accepted")
+    assert "invalid_token" not in message.inner_text()
+    page.fill("#token", Tokens(SECRET).issue("acme", "lead", "lee"))
+    page.click("#login button")
+    page.locator("#phrasings tbody tr").first.wait_for()
+    expect(message).to_have_text("")

@@ -9,8 +9,22 @@
   var $ = function (id) { return document.getElementById(id); };
   var token = window.sessionStorage.getItem("copilot-lead-token") || "";
   var current = null;
+  var tokenProblem = false;  // the message on show says the token was refused: a token that works clears it
+  var HOW = " Paste a lead token: python -m copilot token --role lead --tenant TENANT --agent YOU.";
+  var PLAIN = {
+    auth_required: "Paste a lead token to start." + HOW,
+    invalid_token: "That token was not accepted: this server did not issue it, or it was cut short." + HOW,
+    token_expired: "That token has expired." + HOW,
+    forbidden: "That token may not do this: the console needs a lead (or admin) token." + HOW
+  };
 
-  function say(text) { $("message").textContent = text; }
+  function say(text) { $("message").textContent = text; tokenProblem = false; }
+
+  // The server's message, or plain words (and what to do) when it is the token that was refused.
+  function sayError(error) {
+    say(PLAIN[error.code] || error.message);
+    tokenProblem = Boolean(PLAIN[error.code]);
+  }
 
   function api(method, path, body, raw) {
     var options = { method: method, headers: { Authorization: "Bearer " + token } };
@@ -87,7 +101,8 @@
     if ($("f-status").value) { query.set("status", $("f-status").value); }
     if ($("f-cue").value) { query.set("cue", $("f-cue").value); }
     api("GET", "/api/v1/phrasings?" + query.toString()).then(function (r) {
-      if (!r.ok) { say(r.error.message); return; }
+      if (!r.ok) { sayError(r.error); return; }
+      if (tokenProblem) { say(""); }
       var body = $("phrasings").tBodies[0];
       body.textContent = "";
       r.phrasings.forEach(function (p) {
@@ -128,7 +143,7 @@
   function act(event) {
     var action = event.target.getAttribute("data-action");
     api("POST", "/api/v1/phrasings/" + current.id + "/" + action).then(function (r) {
-      if (!r.ok) { say(r.error.message); return; }
+      if (!r.ok) { sayError(r.error); return; }
       say(r.phrasing.id + " is now " + r.phrasing.status);
       open(r.phrasing); load();
     });
@@ -163,10 +178,16 @@
     series.forEach(function (serie) {
       var pts = serie.values.map(function (v, i) { return v === null ? null : x(i) + "," + y(v); }).filter(Boolean);
       node(s, "polyline", { points: pts.join(" "), fill: "none", stroke: serie.color, "stroke-width": 2 });
+      // A dot on each day: one day of data is a line of one point, which draws nothing by itself.
+      serie.values.forEach(function (v, i) {
+        if (v !== null) { node(s, "circle", { cx: x(i), cy: y(v), r: 4, fill: serie.color }).setAttribute("data-day", days[i]); }
+      });
       (serie.ci || []).forEach(function (ci, i) {
         if (ci && serie.values[i] !== null) { node(s, "line", { x1: x(i), x2: x(i), y1: y(ci[0]), y2: y(ci[1]), stroke: serie.color, "stroke-opacity": 0.5 }); }
       });
     });
+    var any = series.some(function (serie) { return serie.values.some(function (v) { return v !== null; }); });
+    if (!any) { node(s, "text", { x: w / 2 - 80, y: h / 2 }, "No data for these days yet."); }
     box.appendChild(s);
     var legend = document.createElement("p");
     legend.className = "legend";
@@ -182,7 +203,7 @@
     rows.forEach(function (r, i) {
       var y0 = 5 + i * (bar + 6);
       node(s, "text", { x: 4, y: y0 + 13 }, r.label);
-      node(s, "rect", { x: 260, y: y0, width: Math.max(1, r.value * 380), height: bar, fill: "#3f7fc4" });
+      node(s, "rect", { x: 260, y: y0, width: Math.max(3, r.value * 380), height: bar, fill: "#3f7fc4" });
       if (r.ci) { node(s, "line", { x1: 260 + r.ci[0] * 380, x2: 260 + r.ci[1] * 380, y1: y0 + bar / 2, y2: y0 + bar / 2, stroke: "currentColor" }); }
       node(s, "text", { x: 650, y: y0 + 13 }, r.note);
     });
@@ -191,7 +212,8 @@
 
   function insights() {
     api("GET", "/api/v1/analytics/conversations").then(function (r) {
-      if (!r.ok) { say(r.error.message); return; }
+      if (!r.ok) { sayError(r.error); return; }
+      if (tokenProblem) { say(""); }
       var seen = {};
       r.cues.forEach(function (d) { Object.keys(d.counts).forEach(function (c) { seen[c] = true; }); });
       lineChart("chart-cues", r.days, CUES.filter(function (c) { return seen[c]; }).map(function (c) {

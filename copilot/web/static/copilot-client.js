@@ -43,6 +43,9 @@
       });
       self.acks = {};
       if (was) { self.fire("disconnect", {}); }
+      // Closed before the namespace answered: the server refused the upgrade (an Origin it does not allow, a
+      // proxy in the way) or is down. Say so, rather than "connecting…" for ever.
+      if (!was && !self.closedByUser) { self.fire("unreachable", {}); }
       if (!self.closedByUser) {
         setTimeout(function () { self.open(); }, self.retryMs);
         self.retryMs = Math.min(self.retryMs * 2, 10000);

@@ -15,7 +15,8 @@
   if (params.get("theme")) { document.documentElement.setAttribute("data-theme", params.get("theme")); }
 
   var el = function (id) { return document.getElementById(id); };
-  var state = { conversationId: null, turns: {}, order: [], counts: {}, hostOrigin: null, socket: null };
+  var state = { conversationId: null, turns: {}, counts: {}, hostOrigin: null, socket: null, follow: true,
+    autoTop: 0, joined: false, starting: false, failures: 0, started: Promise.resolve() };
   var LABELS = { frustration: "Frustration", disappointment: "Disappointment", confusion: "Confusion",
     anxiety: "Anxiety", sadness: "Sadness", gratitude: "Gratitude", repeat_contact: "Repeat contact",
     escalation_request: "Escalation request", churn_risk: "Churn risk", urgency: "Urgency", abuse: "Abuse",
@@ -33,6 +34,30 @@
     box.hidden = false;
   }
 
+  // What an agent can do about each refusal, in words: the protocol's codes are for integrators, not for agents.
+  var PLAIN = {
+    auth_required: "The copilot was opened without a sign-in. Open it again from your CRM, or ask your admin.",
+    invalid_token: "The copilot could not check your sign-in. Reload the CRM page; if this stays, ask your admin.",
+    token_expired: "Your copilot session has expired. Reload the CRM page to sign in again.",
+    forbidden: "This sign-in belongs to someone else. Reload the CRM page; if this stays, ask your admin.",
+    too_many_connections: "The copilot is open in too many tabs or windows. Close the ones you do not need, " +
+      "then reload this page.",
+    rate_limited: "The copilot is getting more than it can take right now, so some of this call was skipped. " +
+      "Carry on; it catches up by itself.",
+    unknown_conversation: "This conversation is not known to the copilot. Check the link, or ask your admin.",
+    conversation_exists: "Another agent already has a conversation with this id. Ask your admin.",
+    conversation_ended: "This conversation has ended; the copilot shows nothing more for it.",
+    too_many_conversations: "The copilot has too many live conversations right now. Ask your admin.",
+    store_unavailable: "The copilot cannot save right now, so some of this call may be missing. If this stays, " +
+      "tell your admin.",
+    internal_error: "Something went wrong in the copilot. If this keeps happening, tell your admin."
+  };
+
+  function plain(error) {
+    var code = error && error.code;
+    return PLAIN[code] || "The copilot could not do that. If this keeps happening, tell your admin.";
+  }
+
   function announce(text) {
     var live = el("live");
     live.textContent = "";
@@ -40,6 +65,20 @@
   }
 
   function nearBottom(box) { return box.scrollHeight - box.scrollTop - box.clientHeight < 40; }
+
+  // The transcript follows the newest turn unless the agent scrolled up to read: only a scroll says so, never a
+  // change of size (cards and alerts arriving shrink the box without the agent doing anything).
+  function followNewest() {
+    var box = el("transcript");
+    if (state.follow) { box.scrollTop = box.scrollHeight; state.autoTop = box.scrollTop; }
+  }
+
+  // Scroll events arrive a frame late, when more turns may have come: only a move up from where we put the box is
+  // the agent's; back at the bottom, following resumes.
+  function onScroll() {
+    var box = el("transcript");
+    if (nearBottom(box)) { state.follow = true; } else if (box.scrollTop < state.autoTop - 4) { state.follow = false; }
+  }
 
   function renderText(container, text, cues) {
     var spans = [];
@@ -64,11 +103,11 @@
 
   function upsertTurn(id, speaker, text, final, cues) {
     var box = el("transcript");
-    var stick = nearBottom(box);
     var turn = state.turns[id];
     if (!turn) {
       turn = document.createElement("p");
       turn.className = "turn";
+      turn.setAttribute("data-speaker", speaker);
       turn.setAttribute("data-snippet-id", id);
       var who = document.createElement("span");
       who.className = "who";
@@ -83,7 +122,15 @@
     }
     turn.classList.toggle("partial", !final);
     renderText(turn.querySelector(".words"), text, cues);
-    if (stick) { box.scrollTop = box.scrollHeight; }
+    followNewest();
+  }
+
+  function transcriptLine(text) {
+    var line = document.createElement("p");
+    line.className = "gap";
+    line.textContent = text;
+    el("transcript").appendChild(line);
+    followNewest();
   }
 
   function renderChips() {
@@ -111,12 +158,18 @@
 
   function renderTriage(level) {
     var badge = el("triage");
+    badge.hidden = false;
     badge.setAttribute("data-level", String(level));
     badge.textContent = "Triage " + level;
     badge.setAttribute("aria-label", "Triage level " + level + (level === 3 ? ", crisis" : level === 2 ? ", significant distress" : ", mild"));
   }
 
   function onHighlight(data) {
+    if (data.speaker === "agent") {  // the agent's own turn, for every screen on the call: no cues to count
+      if (data.text !== undefined) { upsertTurn(data.snippet_id, "agent", data.text, data.final, []); }
+      return;
+    }
+    // A server that predates `speaker` sends customer turns only.
     if (data.text !== undefined) { upsertTurn(data.snippet_id, "customer", data.text, data.final, data.cues); }
     if (data.final) {
       data.cues.forEach(function (c) { state.counts[c.cue] = c.count; });
@@ -132,7 +185,8 @@
     call("suggestion.feedback", { conversation_id: state.conversationId, suggestion_id: id, action: action })
       .then(function (ack) {
         toHost({ type: "copilot.ack", command: "suggestion.feedback", ack: ack });
-        if (ack.ok && (action === "used" || action === "dismissed")) {
+        if (!ack.ok) { refused(ack.error); return; }
+        if (action === "used" || action === "dismissed") {
           card.remove();
           el("cards-empty").hidden = el("cards").children.length > 0;
         }
@@ -163,8 +217,10 @@
       dismiss.textContent = "Dismiss";
       dismiss.setAttribute("aria-label", "Dismiss: " + s.text);
       dismiss.addEventListener("click", function () { feedback(s.id, "dismissed", card); });
-      card.appendChild(text); card.appendChild(why); card.appendChild(use); card.appendChild(document.createTextNode(" "));
-      card.appendChild(dismiss);
+      var row = document.createElement("div");  // the reason beside the buttons: two cards fit a short sidebar
+      row.className = "row";
+      row.appendChild(why); row.appendChild(use); row.appendChild(dismiss);
+      card.appendChild(text); card.appendChild(row);
       cards.appendChild(card);
     });
     el("cards-empty").hidden = cards.children.length > 0;
@@ -182,6 +238,63 @@
     announce(item.textContent);
   }
 
+  // A new conversation starts from nothing: the previous customer's cues, alerts, cards and words must not stay.
+  function reset() {
+    state.turns = {};
+    state.counts = {};
+    state.follow = true;
+    state.autoTop = 0;
+    state.joined = false;
+    renderChips();
+    el("alerts").textContent = "";
+    el("cards").textContent = "";
+    el("cards-empty").hidden = false;
+    var box = el("transcript");
+    Array.prototype.slice.call(box.children).forEach(function (child) {
+      if (child.id !== "transcript-empty") { box.removeChild(child); }
+    });
+    el("transcript-empty").hidden = false;
+    el("transcript-empty").textContent = "Waiting for the conversation…";
+    var badge = el("triage");
+    badge.hidden = true;
+    badge.setAttribute("data-level", "1");
+    el("tone-label").textContent = "neutral, steady";
+    el("tone-line").setAttribute("points", "");
+    el("notice").hidden = true;
+    el("live").textContent = "";
+  }
+
+  function refused(error) {
+    // An expired token is the host's to refresh (copilot.token_expired), a dropped link the socket's to retry.
+    if (error && (error.code === "token_expired" || error.code === "disconnected")) { return; }
+    notice(plain(error));
+    if (error && error.code === "unknown_conversation") {
+      el("transcript-empty").textContent = "No conversation to show.";
+    }
+  }
+
+  // The server keeps no transcript (by design), so a join brings back counts and cards but not the words.
+  function joined(ack) {
+    if (!ack.ok) { refused(ack.error); return; }
+    el("notice").hidden = true;
+    state.counts = ack.counts || {};
+    renderChips();
+    var happened = Object.keys(state.counts).length > 0 || (ack.tone && (ack.tone.recent || []).length > 0) ||
+      (ack.on_screen || []).length > 0;
+    if (happened || ack.triage_level > 1) { renderTriage(ack.triage_level); renderTone(ack.tone); }
+    if (ack.on_screen && ack.on_screen.length) {
+      onSuggestions({ suggestions: ack.on_screen.map(function (s) { return Object.assign({ why: "" }, s); }) });
+    }
+    if (state.joined || happened) {
+      transcriptLine(Object.keys(state.turns).length ?
+        "Reconnected: turns said meanwhile are not shown; counts and cards are kept." :
+        "Earlier turns are not shown after reconnecting; counts and cards are kept.");
+      el("transcript-empty").hidden = true;
+    }
+    if (ack.ended) { setStatus("conversation ended"); }
+    state.joined = true;
+  }
+
   function connect(token) {
     if (state.socket) { state.socket.close(); }
     // Our own origin only: the page's CSP (connect-src 'self') allows no other server.
@@ -189,20 +302,31 @@
     state.socket = socket;
     socket.on("connect", function () {
       setStatus("connected");
-      if (state.conversationId) {
-        socket.call("conversation.join", { conversation_id: state.conversationId }).then(function (ack) {
-          if (ack.ok) {
-            state.counts = ack.counts || {};
-            renderChips(); renderTriage(ack.triage_level); renderTone(ack.tone);
-            if (ack.on_screen && ack.on_screen.length) { onSuggestions({ suggestions: ack.on_screen.map(function (s) { return Object.assign({ why: "" }, s); }) }); }
-          }
-        });
+      state.failures = 0;
+      if (state.conversationId && !state.starting) {
+        socket.call("conversation.join", { conversation_id: state.conversationId }).then(joined);
       }
     });
     socket.on("disconnect", function () { setStatus("reconnecting…"); });
-    socket.on("connect_error", function (err) { setStatus("not connected: " + ((err && err.data && err.data.code) || "error")); });
+    socket.on("unreachable", function () {
+      state.failures += 1;
+      setStatus("cannot reach the copilot; retrying…");
+      if (state.failures === 3) {
+        notice("The copilot server cannot be reached from this page. It keeps trying; if this stays, ask your " +
+          "admin (the server may not allow this page's address).");
+      }
+    });
+    socket.on("connect_error", function (err) {
+      var error = (err && err.data) || err || {};
+      setStatus("not connected");
+      notice(plain(error));
+    });
     ["cue.highlight", "suggestion.push", "alert", "handoff.note", "conversation.summary"].forEach(function (name) {
       socket.on(name, function (data) {
+        // The socket may still be in the room of the conversation this sidebar showed before.
+        if (data && data.conversation_id && state.conversationId && data.conversation_id !== state.conversationId) {
+          return;
+        }
         if (name === "cue.highlight") { onHighlight(data); }
         if (name === "suggestion.push") { onSuggestions(data); }
         if (name === "alert") { onAlert(data); }
@@ -235,33 +359,57 @@
     });
   }
 
+  // The server may handle one connection's events side by side, so a snippet sent right behind its start can
+  // arrive first and be refused: every command waits until the start (or join) before it is answered.
   function command(msg) {
     var socket = state.socket;
     var reply = function (name) {
       return function (ack) { toHost({ type: "copilot.ack", command: name, ack: ack }); };
     };
+    var after = function (event, payload) {
+      var cid = state.conversationId;  // the conversation at the time of posting, not the one after a new start
+      state.started.then(function () {
+        return call(event, Object.assign({ conversation_id: cid }, payload));
+      }).then(reply(event));
+    };
     if (msg.type === "copilot.connect") { el("notice").hidden = true; connect(msg.token); return; }
     if (!socket) { return; }
     if (msg.type === "copilot.refresh") { refresh(msg.token); return; }
     if (msg.type === "copilot.start") {
+      reset();
       state.conversationId = msg.conversation_id;
-      call("conversation.start", { conversation_id: msg.conversation_id, channel: msg.channel || "chat",
-        queue: msg.queue, consent: msg.consent }).then(reply("conversation.start"));
+      state.starting = true;  // a connect meanwhile must not join a conversation not yet started
+      state.started = call("conversation.start", { conversation_id: msg.conversation_id, channel: msg.channel || "chat",
+        queue: msg.queue, consent: msg.consent }).then(function (ack) {
+        if (state.conversationId === msg.conversation_id) {
+          state.starting = false;
+          if (ack.ok) { state.joined = true; } else { refused(ack.error); }
+        }
+        reply("conversation.start")(ack);
+      });
     } else if (msg.type === "copilot.join") {
+      if (msg.conversation_id !== state.conversationId) { reset(); }
       state.conversationId = msg.conversation_id;
-      call("conversation.join", { conversation_id: msg.conversation_id }).then(reply("conversation.join"));
+      state.started = call("conversation.join", { conversation_id: msg.conversation_id }).then(function (ack) {
+        if (state.conversationId === msg.conversation_id) { joined(ack); }
+        reply("conversation.join")(ack);
+      });
     } else if (msg.type === "copilot.snippet") {
       if (msg.speaker === "agent") { upsertTurn(msg.snippet_id, "agent", msg.text, msg.final !== false, []); }
-      call("transcript.snippet", { conversation_id: state.conversationId, snippet_id: msg.snippet_id,
-        speaker: msg.speaker, text: msg.text, final: msg.final !== false }).then(reply("transcript.snippet"));
+      after("transcript.snippet", { snippet_id: msg.snippet_id, speaker: msg.speaker, text: msg.text,
+        final: msg.final !== false });
     } else if (msg.type === "copilot.mode") {
-      call("conversation.mode", { conversation_id: state.conversationId, mode: msg.mode }).then(reply("conversation.mode"));
+      after("conversation.mode", { mode: msg.mode });
     } else if (msg.type === "copilot.transfer") {
-      call("conversation.transfer", { conversation_id: state.conversationId, to_queue: msg.to_queue }).then(reply("conversation.transfer"));
+      after("conversation.transfer", { to_queue: msg.to_queue });
     } else if (msg.type === "copilot.end") {
-      call("conversation.end", { conversation_id: state.conversationId }).then(reply("conversation.end"));
+      after("conversation.end", {});
     }
   }
+
+
+  el("transcript").addEventListener("scroll", onScroll);
+  if (window.ResizeObserver) { new window.ResizeObserver(followNewest).observe(el("transcript")); }
 
   window.addEventListener("message", function (event) {
     if (allowed.indexOf(event.origin) < 0 || !event.data || typeof event.data.type !== "string") { return; }
