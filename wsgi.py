@@ -8,9 +8,14 @@ from gevent import monkey
 monkey.patch_all()
 
 from copilot import create_app, run  # noqa: E402 - after the patch, on purpose
-from copilot.settings import Settings  # noqa: E402
+from copilot.settings import InvalidSetting, Settings  # noqa: E402
 
-app = create_app(Settings.from_env())
+try:
+    settings = Settings.from_env()
+except InvalidSetting as error:  # one line that names the variable, not a traceback
+    raise SystemExit(f"copilot: {error}") from None
+
+app = create_app(settings)
 
 if __name__ == "__main__":
     run(app)

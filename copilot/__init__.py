@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app: the one place where the model, the stores and the transports are wired together.
     The Socket.IO server is app.extensions["socketio"]."""
+    import logging  # here, not at the top: `python -m copilot serve` patches for gevent after importing this package
+
     from flask import Flask
     from flask_socketio import SocketIO
 
@@ -58,10 +60,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         log_writer = ThreadPoolExecutor(1)  # the event log's write and sync, never queued behind a bulk edit
 
         def on_bulk(fn, *args):
-            return bulk.submit(fn, *args).result()
+            return Outcome.of(bulk, fn, *args)
 
         def on_log(fn, *args):
-            return log_writer.submit(fn, *args).result()
+            return Outcome.of(log_writer, fn, *args)
         offload = QuickSwitches(on_bulk)  # parsing is pure Python: it would hold the GIL
     detector = load_detector(settings.model_dir, threads=settings.model_threads, graph=settings.model_graph,
                              executor=executor)
@@ -75,6 +77,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         conversations = MemoryConversationStore(FileEventLog(settings.event_log, offload=on_log),
                                                 keep_ended_s=settings.keep_ended_s,
                                                 max_live=settings.max_live_conversations)
+    if settings.redis_url and not conversations.ping():  # keep starting: Redis may come back, /readyz tells
+        logging.getLogger("copilot").warning(
+            "copilot: Redis at %s is unreachable; conversations and the library answer store_unavailable until it "
+            "is back (/readyz says when)", redacted_url(settings.redis_url))
     shipped = load_library()
     def library_embed(texts: list[str]):
         """A bulk approval embeds thousands of texts: on its own thread, not queued ahead of live snippets."""
@@ -88,7 +94,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     service = CopilotService(detector, library, conversations, metrics, settings.max_text_chars,
                              settings.cooldown_s, settings.transcript)
     socketio = SocketIO(app, async_mode=mode, message_queue=settings.redis_url or None,
-                        cors_allowed_origins=list(settings.allowed_origins) or None,
+                        cors_allowed_origins=AllowedOrigins(settings.allowed_origins),
                         max_http_buffer_size=MAX_MESSAGE_BYTES, ping_interval=settings.ping_interval_s,
                         ping_timeout=settings.ping_timeout_s, serializer=JsonPacket)
     serve_websockets(socketio, MAX_MESSAGE_BYTES)
@@ -112,6 +118,64 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(library_api)
     app.register_blueprint(web)
     return app
+
+
+class AllowedOrigins:
+    """Engine.IO's origin check: the server's own origin and the listed ones. A list given to Engine.IO replaces
+    its same-origin default, so COPILOT_ALLOWED_ORIGINS refused the sidebar's and the demo's own connection."""
+
+    def __init__(self, listed: tuple[str, ...] = ()) -> None:
+        self.listed = frozenset(listed)
+
+    def __call__(self, origin: str | None, environ: dict) -> bool:
+        return origin in self.listed or origin in own_origins(environ)
+
+
+def own_origins(environ: dict) -> set[str]:
+    """The origins of the page that made this request, as Engine.IO's default computes them: the request's scheme
+    (ProxyFix sets it behind COPILOT_PROXY_HOPS) and Host, and the X-Forwarded-Proto / -Host pair a browser
+    cannot set."""
+    host = environ.get("HTTP_HOST")
+    if not host:
+        return set()
+    scheme = environ.get("wsgi.url_scheme", "http")
+    origins = {f"{scheme}://{host}"}
+    if "HTTP_X_FORWARDED_PROTO" in environ or "HTTP_X_FORWARDED_HOST" in environ:
+        forwarded_scheme = environ.get("HTTP_X_FORWARDED_PROTO", scheme).split(",")[0].strip()
+        forwarded_host = environ.get("HTTP_X_FORWARDED_HOST", host).split(",")[0].strip()
+        origins.add(f"{forwarded_scheme}://{forwarded_host}")
+    return origins
+
+
+def redacted_url(url: str) -> str:
+    """A Redis URL without its password, for the log."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+
+
+class Outcome:
+    """What a function returned or raised on a pool thread, handed back to the waiting greenlet. gevent's pool
+    prints a traceback for every exception a task raises, even one the caller handles (store_unavailable)."""
+
+    def __init__(self, value: Any = None, error: BaseException | None = None) -> None:
+        self.value, self.error = value, error
+
+    @classmethod
+    def of(cls, pool: Any, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run fn(*args) on pool and return its value or raise its exception here."""
+        def capture() -> Outcome:
+            try:
+                return cls(fn(*args))
+            except Exception as error:  # noqa: BLE001 - re-raised on the caller's greenlet below
+                return cls(error=error)
+        outcome = pool.submit(capture).result()
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.value
 
 
 class SecurityHeaders:
@@ -166,14 +230,32 @@ def async_mode() -> str:
 
 
 def run(app: Flask) -> None:
-    """Serve the app on the settings' HOST and PORT (the embedded default, and one worker behind a balancer)."""
+    """Serve the app on the settings' HOST and PORT (the embedded default, and one worker behind a balancer); one
+    "listening on" line first, and Ctrl-C (SIGINT) stops it without a traceback."""
     settings = app.config["COPILOT_SETTINGS"]
     socketio = app.extensions["socketio"]
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    print(f"listening on http://{host}:{settings.port}", file=sys.stderr, flush=True)
     if socketio.async_mode == "threading":
-        socketio.run(app, host=settings.host, port=settings.port, allow_unsafe_werkzeug=True, use_reloader=False,
-                     log_output=False)
+        try:
+            socketio.run(app, host=settings.host, port=settings.port, allow_unsafe_werkzeug=True,
+                         use_reloader=False, log_output=False)
+        except KeyboardInterrupt:
+            pass
     else:
+        import signal
+
+        import gevent
+
+        def stop() -> None:
+            """SIGINT's default raises KeyboardInterrupt in whichever greenlet runs, and gevent prints it with a
+            traceback: stop the server instead, so that serve_forever returns."""
+            server = getattr(socketio, "wsgi_server", None)
+            if server is not None:
+                server.stop(timeout=1)
+        gevent.signal_handler(signal.SIGINT, stop)
         socketio.run(app, host=settings.host, port=settings.port, log_output=False, error_log=ShortLines(sys.stderr))
+    print("stopped", file=sys.stderr, flush=True)
 
 
 class ShortLines:

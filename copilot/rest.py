@@ -1,14 +1,15 @@
-"""REST transport: health, readiness, one-off cue analysis, and the app-wide JSON error handlers."""
+"""REST transport: the front door, health, readiness, one-off cue analysis, and the app-wide JSON error handlers."""
 from __future__ import annotations
 
 from functools import partial
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, redirect, request
 from werkzeug.exceptions import HTTPException
 
 from copilot.errors import CopilotError, InvalidPayload, TextTooLong, error_body
 from copilot.security import bearer
 from copilot.store import redis_policy
+from copilot.web import demo_enabled
 
 api = Blueprint("api", __name__)
 
@@ -31,6 +32,24 @@ def too_deep(error: RecursionError):
     through as a 500."""
     return jsonify({"ok": False, "error": {"code": "invalid_payload",
                                            "message": "the body is nested too deeply to read"}}), 400
+
+
+@api.get("/")
+def front_door():
+    """Where to go: the demo when it is served to this client, else the pages and the API document."""
+    try:
+        demo_enabled()
+    except CopilotError:
+        return jsonify({"ok": True, "name": "Empathy Copilot",
+                        "links": {"console": "/console", "sidebar": "/sidebar", "api": "/api/v1/openapi.json",
+                                  "health": "/healthz", "ready": "/readyz"}})
+    return redirect("/demo", code=302)
+
+
+@api.get("/favicon.ico")
+def favicon():
+    """No icon: an empty answer that browsers cache, instead of a 404 on every page."""
+    return Response(status=204, headers={"Cache-Control": "public, max-age=86400"})
 
 
 @api.get("/healthz")
@@ -78,8 +97,6 @@ def analyse_text():
 @api.get("/metrics")
 def metrics():
     """Prometheus metrics of this process."""
-    from flask import Response
-
     body = current_app.extensions["copilot.metrics"].render()
     return Response(body, mimetype="text/plain; version=0.0.4")
 
