@@ -120,3 +120,28 @@ def test_another_agent_cannot_take_over_an_ended_conversation_kept_for_a_late_jo
     assert joined["ok"] and joined["ended"] and joined["counts"].get("anxiety") == 1
     assert amy.call("conversation.start", {"conversation_id": cid, "channel": "chat"})["ok"], \
         "its own agent may start it again"
+
+
+def test_events_sent_without_waiting_for_acks_are_handled_in_the_order_sent(client):
+    import threading
+
+    amy = client("amy")
+    cid = unique("ordered")
+    acks, done = {}, threading.Event()
+
+    def ack(name):
+        def record(data):
+            acks[name] = data
+            if len(acks) == 4:
+                done.set()
+        return record
+    amy.sio.emit("conversation.start", {"conversation_id": cid, "channel": "chat"}, namespace="/copilot",
+                 callback=ack("start"))
+    for n, (text, final) in enumerate([("I'm so fru", False), ("I'm so frustrated", True), ("and worried", True)]):
+        amy.sio.emit("transcript.snippet", {"conversation_id": cid, "snippet_id": f"s{min(n, 1) if n < 2 else 2}",
+                                            "speaker": "customer", "text": text, "final": final},
+                     namespace="/copilot", callback=ack(f"s{n}"))
+    assert done.wait(30), acks
+    assert all(a["ok"] for a in acks.values()), acks  # before: unknown_conversation for what raced the start
+    joined = amy.call("conversation.join", {"conversation_id": cid})
+    assert joined["counts"].get("frustration") == 1 and joined["counts"].get("anxiety") == 1
