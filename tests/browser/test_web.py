@@ -107,6 +107,8 @@ def test_sidebar_alone_joins_with_a_fragment_token_shows_highlights_and_wipes_th
     assert box["y"] + box["height"] <= 760  # in view, not below the fold
     chip = page.locator('.chip[data-cue="anxiety"]')
     assert chip.is_visible() and chip.inner_text() == "Anxiety x1"
+    line = page.locator("#tone-line").bounding_box()
+    assert line is not None and line["width"] > 50, "one turn's tone draws a line, not nothing"
     assert page.locator("#notice").is_hidden()
     expect(page.locator("#live")).to_contain_text("Anxiety")
     shot(page, "sidebar-dark")

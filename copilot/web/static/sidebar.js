@@ -149,7 +149,9 @@
   function renderTone(tone) {
     if (!tone) { return; }
     el("tone-label").textContent = tone.label + ", " + tone.trend;
-    var points = (tone.recent || []).map(function (v, i, all) {
+    var recent = tone.recent || [];
+    if (recent.length === 1) { recent = [recent[0], recent[0]]; }  // one turn draws a level line, not nothing
+    var points = recent.map(function (v, i, all) {
       var x = all.length > 1 ? (i * 118) / (all.length - 1) + 1 : 60;
       return x.toFixed(1) + "," + (12 - v * 10).toFixed(1);
     });
