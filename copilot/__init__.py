@@ -96,9 +96,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     socketio = SocketIO(app, async_mode=mode, message_queue=settings.redis_url or None,
                         cors_allowed_origins=AllowedOrigins(settings.allowed_origins),
                         max_http_buffer_size=MAX_MESSAGE_BYTES, ping_interval=settings.ping_interval_s,
-                        ping_timeout=settings.ping_timeout_s, serializer=JsonPacket,
-                        async_handlers=False)  # one connection's events in the order sent: a snippet sent right
-    # after its conversation.start, without waiting for the ack, was answered unknown_conversation
+                        ping_timeout=settings.ping_timeout_s, serializer=JsonPacket)
     serve_websockets(socketio, MAX_MESSAGE_BYTES)
     guard_sessions(socketio, Lobby(settings.join_deadline_s, settings.max_pending_per_address))
     cap_send_queues(socketio)

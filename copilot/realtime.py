@@ -55,6 +55,7 @@ class Connections:
         self.tenants = RateLimits(tenant_rate, tenant_burst, "tenant", clock)
         self.max_per_agent = max_per_agent
         self.per_agent: Counter[tuple[str, str]] = Counter()
+        self.turns: dict[str, threading.Lock] = {}  # sid -> held while one of its events is handled
         self.lock = threading.Lock()
 
     def add(self, sid: str, identity: Identity) -> None:
@@ -69,10 +70,19 @@ class Connections:
             self.per_agent[key] += 1
             self.items[sid] = (identity, TokenBucket(self.rate, self.burst, self.clock),
                                TokenBucket(2 * self.burst, 2 * self.burst, self.clock))
+            self.turns[sid] = threading.Lock()
+
+    def in_turn(self, sid: str) -> Any:
+        """A lock that one connection's events take in turn. Socket.IO handles each event in a task of its own, so
+        without it a snippet sent right after its conversation.start, before the ack, could be handled first
+        (unknown_conversation). The event loop wakes a lock's waiters in the order they came, which is the order
+        the events arrived; connections still run side by side."""
+        return self.turns.get(sid) or contextlib.nullcontext()
 
     def remove(self, sid: str) -> None:
         with self.lock:
             entry = self.items.pop(sid, None)
+            self.turns.pop(sid, None)
             if entry is not None:
                 key = (entry[0].tenant, entry[0].agent)
                 self.per_agent[key] -= 1
@@ -587,6 +597,10 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
 
     def handler(method: Callable[[Identity, Any], Reply] | None) -> Callable[..., dict]:
         def handle(*args: Any) -> dict:
+            with connections.in_turn(request.sid):
+                return handle_in_turn(*args)
+
+        def handle_in_turn(*args: Any) -> dict:
             try:
                 # Every event spends first, whatever it holds: token.refresh (no method) is allowed once the
                 # token has expired, and rate-limited as any event.
