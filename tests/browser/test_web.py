@@ -384,7 +384,7 @@ def test_sidebar_says_in_plain_words_that_a_conversation_id_is_not_known(server,
 @pytest.mark.parametrize("kind", ["invalid", "expired"])
 def test_sidebar_explains_a_bad_or_expired_token_in_plain_words_not_codes(server, page, kind):
     if kind == "invalid":
-        token, words = "not-a-token", "could not check your sign-in"
+        token, words = "not-a-token", "Ask your admin for a new copilot link"
     else:
         token, words = Tokens(SECRET).issue("acme", "agent", "eve", ttl_s=1), "session has expired"
         time.sleep(2)

@@ -191,7 +191,17 @@
     box.appendChild(s);
     var legend = document.createElement("p");
     legend.className = "legend";
-    legend.textContent = series.map(function (x) { return x.name; }).join(" · ");
+    series.forEach(function (serie) {  // each name beside a key in its line's colour, and its latest value
+      var item = document.createElement("span");
+      item.className = "legend-item";
+      var key = document.createElement("span");
+      key.className = "legend-key";
+      key.style.background = serie.color;
+      var last = serie.values.filter(function (v) { return v !== null; }).slice(-1)[0];
+      item.appendChild(key);
+      item.appendChild(document.createTextNode(serie.name + (last === undefined ? "" : " " + last)));
+      legend.appendChild(item);
+    });
     box.appendChild(legend);
   }
 

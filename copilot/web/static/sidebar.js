@@ -37,7 +37,8 @@
   // What an agent can do about each refusal, in words: the protocol's codes are for integrators, not for agents.
   var PLAIN = {
     auth_required: "The copilot was opened without a sign-in. Open it again from your CRM, or ask your admin.",
-    invalid_token: "The copilot could not check your sign-in. Reload the CRM page; if this stays, ask your admin.",
+    invalid_token: "This sign-in is not one this copilot issued, so it cannot connect. Ask your admin for a new " +
+      "copilot link or token.",
     token_expired: "Your copilot session has expired. Reload the CRM page to sign in again.",
     forbidden: "This sign-in belongs to someone else. Reload the CRM page; if this stays, ask your admin.",
     too_many_connections: "The copilot is open in too many tabs or windows. Close the ones you do not need, " +
@@ -368,11 +369,14 @@
     var reply = function (name) {
       return function (ack) { toHost({ type: "copilot.ack", command: name, ack: ack }); };
     };
-    var after = function (event, payload) {
+    var after = function (event, payload, refusedThen) {
       var cid = state.conversationId;  // the conversation at the time of posting, not the one after a new start
       state.started.then(function () {
         return call(event, Object.assign({ conversation_id: cid }, payload));
-      }).then(reply(event));
+      }).then(function (ack) {
+        if (ack && ack.ok === false && refusedThen && state.conversationId === cid) { refusedThen(ack); }
+        reply(event)(ack);
+      });
     };
     if (msg.type === "copilot.connect") { el("notice").hidden = true; connect(msg.token); return; }
     if (!socket) { return; }
@@ -399,7 +403,12 @@
     } else if (msg.type === "copilot.snippet") {
       if (msg.speaker === "agent") { upsertTurn(msg.snippet_id, "agent", msg.text, msg.final !== false, []); }
       after("transcript.snippet", { snippet_id: msg.snippet_id, speaker: msg.speaker, text: msg.text,
-        final: msg.final !== false });
+        final: msg.final !== false }, function (ack) {
+        // Refused (the store is down, the rate limit...): the turn is still the customer's words on screen, unmarked,
+        // and the agent is told why nothing was read from it.
+        if (msg.speaker !== "agent") { upsertTurn(msg.snippet_id, "customer", msg.text, msg.final !== false, []); }
+        refused(ack.error);
+      });
     } else if (msg.type === "copilot.mode") {
       after("conversation.mode", { mode: msg.mode });
     } else if (msg.type === "copilot.transfer") {
@@ -437,9 +446,14 @@
   if (window.parent !== window) {
     var referrer = document.referrer ? new URL(document.referrer).origin : null;  // the host's policy decides
     if (referrer && allowed.indexOf(referrer) >= 0) { state.hostOrigin = referrer; }
-    // A host may send no Referer (our demo does not: Referrer-Policy: no-referrer), so announce readiness to each
-    // allowed origin; the browser delivers it only to the one that embeds us.
-    allowed.forEach(function (origin) {
+    // A host may send no Referer (our demo does not: Referrer-Policy: no-referrer). Chromium and Safari name the
+    // embedding page's origin in location.ancestorOrigins; elsewhere announce readiness to each allowed origin, and
+    // the browser delivers it only to the one that embeds us.
+    var ancestors = window.location.ancestorOrigins;
+    var parentOrigin = ancestors && ancestors.length ? ancestors[0] : null;
+    var targets = parentOrigin ? allowed.filter(function (o) { return o === parentOrigin; }) : allowed;
+    if (parentOrigin && targets.length) { state.hostOrigin = parentOrigin; }
+    targets.forEach(function (origin) {
       try { window.parent.postMessage({ type: "copilot.ready" }, origin); } catch (e) { /* a malformed origin */ }
     });
   }
