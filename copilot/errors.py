@@ -21,6 +21,12 @@ class TextTooLong(CopilotError):
     code, status = "text_too_long", 413
 
 
+class UnknownEvent(CopilotError):
+    """A Socket.IO event the protocol does not have."""
+
+    code, status = "unknown_event", 404
+
+
 class NotFound(CopilotError):
     """The thing asked for does not exist (or belongs to another tenant, which looks the same)."""
 

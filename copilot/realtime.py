@@ -17,7 +17,7 @@ from flask import request
 from flask_socketio import ConnectionRefusedError, SocketIO, join_room, leave_room
 from socketio import packet as sio_packet
 
-from copilot.errors import CopilotError, InvalidPayload, error_body
+from copilot.errors import CopilotError, InvalidPayload, UnknownEvent, error_body
 from copilot.metrics import Metrics
 from copilot.protocol import EVENTS, validate
 from copilot.security import (
@@ -595,7 +595,7 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
         metrics.errors.labels(error.code).inc()
         return error_body(error)
 
-    def handler(method: Callable[[Identity, Any], Reply] | None) -> Callable[..., dict]:
+    def handler(method: Callable[[Identity, Any], Reply] | None, expired_ok: bool = False) -> Callable[..., dict]:
         def handle(*args: Any) -> dict:
             with connections.in_turn(request.sid):
                 return handle_in_turn(*args)
@@ -604,7 +604,7 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
             try:
                 # Every event spends first, whatever it holds: token.refresh (no method) is allowed once the
                 # token has expired, and rate-limited as any event.
-                identity = connections.admit(request.sid, expired_ok=method is None)
+                identity = connections.admit(request.sid, expired_ok=expired_ok or method is None)
                 if len(args) > 1:
                     raise InvalidPayload("send one JSON object per event")
                 payload = args[0] if args else None
@@ -635,17 +635,8 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
 
     @socketio.on("*", namespace=NAMESPACE)
     def unknown(event: str, *_: Any) -> dict:
-        try:
-            connections.admit(request.sid, expired_ok=True)  # an unknown event spends as a known one does
-        except Flooding as error:
-            return flooding(error)
-        except RateLimited as error:
-            metrics.errors.labels(error.code).inc()
-            return error_body(error)
-        except KeyError:
-            return error_body(InvalidPayload("this connection is not authenticated; reconnect with a token"))
-        metrics.errors.labels("unknown_event").inc()
-        return {"ok": False, "error": {"code": "unknown_event", "message": f"there is no event '{event[:64]}'; "
-                                                                          "see the protocol in the README"}}
+        def no_such_event(who: Identity, payload: Any) -> Reply:
+            raise UnknownEvent(f"there is no event '{event[:64]}'; see the protocol in the README")
+        return handler(no_such_event, expired_ok=True)()  # it spends and waits its turn as a known one does
 
     return connections

@@ -65,9 +65,9 @@ class CopilotService:
         """The text as the event log may keep it: redacted, or nothing without consent or with COPILOT_TRANSCRIPT=none.
         A number read out over several final snippets is redacted in each: the state keeps how many digits are
         still open at the end of this speaker's last snippet, never the digits."""
-        logged, conv.open_digits[speaker] = redact_snippet(text, conv.open_digits.get(speaker, 0))
-        if not conv.consent or self.transcript == "none":
+        if not conv.consent or self.transcript == "none":  # no text is ever kept: nothing to redact or carry over
             return {}
+        logged, conv.open_digits[speaker] = redact_snippet(text, conv.open_digits.get(speaker, 0))
         return {"text": logged}
 
     def _suggest(self, conv: Conversation, stage: str, cues: list[str], embedding) -> list[Suggestion]:

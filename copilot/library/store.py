@@ -135,14 +135,15 @@ def _phrasing(data: str | bytes) -> Phrasing:
     return parse_phrasing(json.loads(data))
 
 
-def unavailable_on_disk_errors(method: Callable[..., T]) -> Callable[..., T]:
-    """A full disk, an I/O error or a database locked past the timeout: the write was not applied
-    (store_unavailable), never a 500."""
+def unavailable_on_store_errors(method: Callable[..., T]) -> Callable[..., T]:
+    """The store's own failures (its `unavailable_errors`: a full disk or an I/O error in SQLite; out of memory,
+    a read-only replica or a lost connection in Redis): the request was not applied (store_unavailable), never
+    a 500."""
     @functools.wraps(method)
-    def guarded(self: SqliteLibraryStore, *args: Any, **kwargs: Any) -> T:
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> T:
         try:
             return method(self, *args, **kwargs)
-        except sqlite3.OperationalError as error:
+        except self.unavailable_errors as error:
             raise StoreUnavailable(f"library store unavailable: {error}; nothing was applied, retry later") from None
     return guarded
 
@@ -169,6 +170,7 @@ class SqliteLibraryStore:
     """
 
     BULK = 200  # a commit of at least this many changes is written through `offload`
+    unavailable_errors = (sqlite3.OperationalError,)  # full disk, I/O error, locked past the timeout
 
     def __init__(self, path: Path, offload: Callable[..., Any] | None = None) -> None:
         """`offload(fn, *args)` runs a large commit's write off the caller's thread: on the event loop, a
@@ -214,7 +216,7 @@ class SqliteLibraryStore:
                           (tenant, phrasing_id))
         return [Version(_phrasing(d), at, actor) for d, at, actor in rows]
 
-    @unavailable_on_disk_errors
+    @unavailable_on_store_errors
     def commit(self, tenant: str, changes: list[Change], expected_revision: int | None = None) -> int:
         rows = serialized(changes)
         with self.lock:
@@ -261,7 +263,7 @@ class SqliteLibraryStore:
         return [AuditEntry(s, r, at, actor, action, pid, json.loads(b) if b else None, json.loads(a) if a else None)
                 for s, r, at, actor, action, pid, b, a in rows]
 
-    @unavailable_on_disk_errors
+    @unavailable_on_store_errors
     def count_usage(self, tenant: str, phrasing_id: str, action: str, cue: str, queue: str, channel: str) -> None:
         with self.lock:
             self.db.execute("INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT DO UPDATE SET count = count + 1",
@@ -272,7 +274,7 @@ class SqliteLibraryStore:
                           (tenant,))
         return [dict(zip(("phrasing_id", "action", "cue", "queue", "channel", "count"), r)) for r in rows]
 
-    @unavailable_on_disk_errors
+    @unavailable_on_store_errors
     def put_experiment(self, tenant: str, experiment: dict) -> None:
         with self.lock:
             self.db.execute("INSERT OR REPLACE INTO experiments VALUES (?, ?, ?)",
@@ -288,7 +290,7 @@ class SqliteLibraryStore:
     def experiment_count(self, tenant: str) -> int:
         return self._rows("SELECT COUNT(*) FROM experiments WHERE tenant = ?", (tenant,))[0][0]
 
-    @unavailable_on_disk_errors
+    @unavailable_on_store_errors
     def log_exposure(self, tenant: str, experiment: str, variant: str, conversation: str) -> None:
         with self.lock:
             self.db.execute("INSERT INTO exposures (tenant, experiment, variant, conversation, at) VALUES (?, ?, ?, ?, ?)",
@@ -303,7 +305,7 @@ class SqliteLibraryStore:
         return self._rows("SELECT COUNT(*) FROM exposures WHERE tenant = ? AND experiment = ?",
                           (tenant, experiment))[0][0]
 
-    @unavailable_on_disk_errors
+    @unavailable_on_store_errors
     def record_outcome(self, tenant: str, experiment: str, variant: str, conversation: str, outcome: dict) -> None:
         with self.lock:
             self.db.execute("INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?)",
@@ -354,17 +356,6 @@ return {0, rev, 0, 0}
 # 0-1, 0-2, ... so that a page of the audit is one XRANGE; a stream written before that keeps its own ids.
 
 
-def unavailable_on_redis_errors(method: Callable[..., T]) -> Callable[..., T]:
-    """Out of memory, a read-only replica, a lost connection: the request was not applied (store_unavailable)."""
-    @functools.wraps(method)
-    def guarded(self: RedisLibraryStore, *args: Any, **kwargs: Any) -> T:
-        try:
-            return method(self, *args, **kwargs)
-        except self.RedisError as error:
-            raise StoreUnavailable(f"library store unavailable: {error}; nothing was applied, retry later") from None
-    return guarded
-
-
 class RedisLibraryStore:
     """The shared store for scale-out. Keys live under `{prefix}:{tenant}:...`."""
 
@@ -372,25 +363,25 @@ class RedisLibraryStore:
         import redis
 
         self.redis = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5, health_check_interval=30)
-        self.RedisError = redis.RedisError
+        self.unavailable_errors = (redis.RedisError,)
         self.prefix = prefix
 
     def key(self, tenant: str, *parts: str) -> str:
         return ":".join((self.prefix, "lib", tenant, *parts))
 
-    @unavailable_on_redis_errors
+    @unavailable_on_store_errors
     def tenants(self) -> list[str]:
         return sorted(self.redis.smembers(f"{self.prefix}:tenants"))
 
-    @unavailable_on_redis_errors
+    @unavailable_on_store_errors
     def seeded(self, tenant: str) -> bool:
         return bool(self.redis.sismember(f"{self.prefix}:tenants", tenant))
 
-    @unavailable_on_redis_errors
+    @unavailable_on_store_errors
     def revision(self, tenant: str) -> int:
         return int(self.redis.get(self.key(tenant, "rev")) or 0)
 
-    @unavailable_on_redis_errors
+    @unavailable_on_store_errors
     def current(self, tenant: str) -> dict[str, Phrasing]:
         """Every current phrasing, read with the revision, commit count and phrasing count that vouch for it.
         One round trip, between two reads of the revision (a commit bumps it), and no MULTI: that is refused
@@ -415,17 +406,17 @@ class RedisLibraryStore:
         log.error("library of tenant %r is damaged in Redis (%s): keys were evicted or lost", tenant, detail)
         raise LibraryDamaged(tenant, detail)
 
-    @unavailable_on_redis_errors
+    @unavailable_on_store_errors
     def get(self, tenant: str, phrasing_id: str) -> Phrasing | None:
         data = self.redis.hget(self.key(tenant, "current"), phrasing_id)
         return _phrasing(data) if data else None
 
-    @unavailable_on_redis_errors
+    @unavailable_on_store_errors
     def history(self, tenant: str, phrasing_id: str) -> list[Version]:
         items = [json.loads(x) for x in self.redis.lrange(self.key(tenant, "versions", phrasing_id), 0, -1)]
         return [Version(parse_phrasing(i["phrasing"]), i["at"], i["actor"]) for i in items]
 
-    @unavailable_on_redis_errors
+    @unavailable_on_store_errors
     def commit(self, tenant: str, changes: list[Change], expected_revision: int | None = None) -> int:
         """All changes in one Lua script: all or nothing, like a MULTI, but sent as one command. A bulk edit of
         3,000 phrasings was a MULTI of 9,000 commands, which redis-py packed and parsed in Python on the event
@@ -446,12 +437,12 @@ class RedisLibraryStore:
             raise StaleRevision(f"library changed (revision {revision}, expected {expected_revision})")
         return int(revision)
 
-    @unavailable_on_redis_errors
+    @unavailable_on_store_errors
     def changes_since(self, tenant: str, revision: int) -> set[str]:
         batches = self.redis.lrange(self.key(tenant, "changes"), revision, -1)
         return {pid for batch in batches for pid in json.loads(batch)}
 
-    @unavailable_on_redis_errors
+    @unavailable_on_store_errors
     def audit(self, tenant: str, after: int = 0, limit: int = 100) -> list[AuditEntry]:
         """One page of the audit log: the entries numbered after `after`, read with one bounded XRANGE."""
         key = self.key(tenant, "audit")
@@ -482,11 +473,11 @@ class RedisLibraryStore:
                           fields["id"], json.loads(fields["before"]) if fields["before"] else None,
                           json.loads(fields["after"]) if fields["after"] else None)
 
-    @unavailable_on_redis_errors
+    @unavailable_on_store_errors
     def count_usage(self, tenant: str, phrasing_id: str, action: str, cue: str, queue: str, channel: str) -> None:
         self.redis.hincrby(self.key(tenant, "usage"), "\t".join((phrasing_id, action, cue, queue, channel)), 1)
 
-    @unavailable_on_redis_errors
+    @unavailable_on_store_errors
     def usage(self, tenant: str) -> list[dict[str, Any]]:
         out = []
         for field, count in self.redis.hgetall(self.key(tenant, "usage")).items():
@@ -494,43 +485,43 @@ class RedisLibraryStore:
             out.append({**dict(zip(("phrasing_id", "action", "cue", "queue", "channel"), values)), "count": int(count)})
         return out
 
-    @unavailable_on_redis_errors
+    @unavailable_on_store_errors
     def put_experiment(self, tenant: str, experiment: dict) -> None:
         self.redis.hset(self.key(tenant, "experiments"), experiment["id"], json.dumps(experiment))
 
-    @unavailable_on_redis_errors
+    @unavailable_on_store_errors
     def experiments(self, tenant: str) -> dict[str, dict]:
         return {i: json.loads(d) for i, d in self.redis.hgetall(self.key(tenant, "experiments")).items()}
 
-    @unavailable_on_redis_errors
+    @unavailable_on_store_errors
     def experiment(self, tenant: str, experiment_id: str) -> dict | None:
         data = self.redis.hget(self.key(tenant, "experiments"), experiment_id)
         return json.loads(data) if data else None
 
-    @unavailable_on_redis_errors
+    @unavailable_on_store_errors
     def experiment_count(self, tenant: str) -> int:
         return int(self.redis.hlen(self.key(tenant, "experiments")))
 
-    @unavailable_on_redis_errors
+    @unavailable_on_store_errors
     def log_exposure(self, tenant: str, experiment: str, variant: str, conversation: str) -> None:
         self.redis.xadd(self.key(tenant, "exposures", experiment),
                         {"variant": variant, "conversation": conversation, "at": time.time()})
 
-    @unavailable_on_redis_errors
+    @unavailable_on_store_errors
     def exposures(self, tenant: str, experiment: str) -> list[dict]:
         return [{"variant": f["variant"], "conversation": f["conversation"], "at": float(f["at"])}
                 for _, f in self.redis.xrange(self.key(tenant, "exposures", experiment))]
 
-    @unavailable_on_redis_errors
+    @unavailable_on_store_errors
     def exposure_count(self, tenant: str, experiment: str) -> int:
         return int(self.redis.xlen(self.key(tenant, "exposures", experiment)))
 
-    @unavailable_on_redis_errors
+    @unavailable_on_store_errors
     def record_outcome(self, tenant: str, experiment: str, variant: str, conversation: str, outcome: dict) -> None:
         self.redis.hset(self.key(tenant, "outcomes", experiment), conversation,
                         json.dumps({"variant": variant, **outcome}))
 
-    @unavailable_on_redis_errors
+    @unavailable_on_store_errors
     def outcomes(self, tenant: str, experiment: str) -> list[dict]:
         return [{"conversation": c, **json.loads(d)}
                 for c, d in self.redis.hgetall(self.key(tenant, "outcomes", experiment)).items()]
@@ -538,5 +529,5 @@ class RedisLibraryStore:
     def ping(self) -> bool:
         try:
             return bool(self.redis.ping())
-        except self.RedisError:
+        except self.unavailable_errors:
             return False

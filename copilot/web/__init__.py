@@ -85,9 +85,7 @@ def _limits(state) -> None:
 
 @web.after_app_request
 def security_headers(response: Response) -> Response:
-    """Every response: no Referer sent from our pages, no content sniffing; HTML pages get the CSP."""
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Content-Type-Options"] = "nosniff"
+    """HTML pages get the CSP (Referrer-Policy and nosniff go on every response: copilot.SecurityHeaders)."""
     if response.mimetype == "text/html":
         response.headers["Content-Security-Policy"] = page_policy(
             current_app.config["COPILOT_SETTINGS"].allowed_origins)
