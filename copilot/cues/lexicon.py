@@ -13,8 +13,15 @@ from dataclasses import dataclass
 from copilot.cues.taxonomy import Span
 from copilot.text import Normalised, normalise
 
-# Patterns per cue, matched case-insensitively on word boundaries. Prefixes:
+# Patterns per cue, matched case-insensitively, every alternative on word boundaries. Prefixes:
 #   "!"  negation does not cancel the match (the phrase is itself the evidence: "still not fixed");
+#   "?"  the phrase is ambiguous ("right now", "cancer", "I'm leaving"): it gives evidence words, and the cue fires
+#        only when the model's cue head agrees (see copilot.cues.detector); unmarked conversational phrases fire
+#        on their own;
+#   "-"  an everyday phrase that only sounds like the cue ("overdosed on coffee", "my battery died"): it rules out
+#        the cue unless an unambiguous phrase states it;
+#   "+"  a disclosure of danger to life ("I want to end my life"): it fires whatever the model says; every other
+#        explicit phrase may be overruled by a cue head that is all but sure it is not meant ("Fast and Furious");
 #   "="  for an emotional cue, an explicit phrase that fires the cue on its own ("I'm furious"), where plain
 #        evidence words only support the model's decision.
 # The pseudo-cue "_sarcasm" marks praise that means the opposite; it counts as explicit frustration and
@@ -45,19 +52,25 @@ PATTERNS: dict[str, tuple[str, ...]] = {
     "repeat_contact": (
         r"!(?:second|third|fourth|fifth|sixth|\d+(?:st|nd|rd|th)|umpteenth|hundredth) time(?= (?:i'?ve|i have|i'?m|"
         r"i am|that i|we'?ve|i'?ll|calling|ringing|phoning|contacting|asking|chasing|writing|emailing|explaining|"
-        r"of asking))",
+        r"messaging|dm'?ing|tweeting|of asking))",
+        r"!(?:my |this is my |this is the )(?:second|third|fourth|fifth|sixth|\d+(?:st|nd|rd|th)) "
+        r"(?:call|email|message|chat|dm|tweet|complaint|time (?:calling|asking|writing|contacting|messaging))",
         r"(?:called|rung|rang|phoned|emailed|written|wrote|contacted|messaged|chatted|chased|reported(?: this| it)?|"
-        r"complained|explained(?: this| it)?|answered|been on (?:the phone|chat|to you)|been in touch|"
-        r"spoken to (?:you|someone)|sent (?:it|this|them|the \w+))"
+        r"complained|explained(?: this| it)?|answered|been on (?:the phone|chat|to you)|been in touch|dm'?d|"
+        r"tweeted|spoken to (?:you|someone)|sent (?:it|this|them|the \w+))"
         r"(?: \w+){0,4}? (?:before|already|again|twice|three times|four times|five times|\d+ times|repeatedly|"
         r"last (?:week|month|time)|yesterday|every day|several times|multiple times)",
+        r"!(?:asked|requested|told|reported|called|rang|emailed|messaged|dm'?d|chased|tried|explained) "
+        r"(?:\w+ ){0,3}?(?:so many|countless|multiple|several|numerous|many|\d+) times",
         r"!(?:twice|three times|four times|five times|several times|multiple times|\d+ times) (?:already|now|before|"
         r"this week|about this|about it)",
         r"!(?:already|again) (?:called|rang|rung|phoned|emailed|contacted|reported|explained|told|complained|raised|"
-        r"spoken|spoke|been through|gave|given)",
-        r"!i(?:'ve| have) (?:already|been) (?:told|explained|called|through this|given)",
-        r"!still (?:not|hasn'?t|haven'?t|isn'?t|doesn'?t|no|broken|down|wrong|locked|nothing)(?! come)(?: \w+)?",
-        r"!(?:yet|once) again",
+        r"spoken|spoke|been through|gave|given|dm'?d|messaged)",
+        r"!i(?:'ve| have) already (?:told|explained|called|been through this|given)",
+        r"?!i(?:'ve| have) been (?:told|through this)",
+        r"!still (?:waiting|nothing|no (?:reply|response|answer|word|update|refund|sign|callback|call back|fix))",
+        r"?!still (?:not|hasn'?t|haven'?t|isn'?t|doesn'?t|no|broken|down|wrong|locked)(?! come)(?: \w+)?",
+        r"!(?:yet|once) again|(?:happened|broken|down|failed|crashed|charged|cancell?ed|delayed) again",
         r"!(?:every|each) time (?:i|someone|somebody|you|they) (?:call|ring|phone|contact|chat|am told|'m told|"
         r"tells? me|told me)",
         r"!(?:keep|kept|keeps) (?:calling|ringing|phoning|chasing|getting passed|being told|getting told|"
@@ -72,67 +85,83 @@ PATTERNS: dict[str, tuple[str, ...]] = {
         r"!(?:three|four|five|\d+) (?:calls|emails|engineer no-shows|no-shows)",
     ),
     "escalation_request": (
-        r"(?:speak|talk|put me through|get me|transfer me) (?:to|with|through to) (?:a|your|the|someone|somebody)?"
-        r"\s?(?:\w+ )?(?:manager|supervisor|boss|superior|team lead(?:er)?|senior|someone senior|someone in charge)",
+        r"(?:speak|talk|put me through|get me|transfer me) (?:to|with|through to) (?:your|a|the|someone|somebody)?"
+        r"\s?(?:manager|supervisor|boss|superior|team lead(?:er)?|senior|someone senior|someone in charge)",
+        r"?(?:speak|talk) (?:to|with) (?:the|a|your) \w+ (?:manager|supervisor)",
         r"(?:want|need|like|get|fetch|demand|give me|put on|ask for|can i (?:have|get|speak to)) (?:to speak to )?"
         r"(?:a|your|the|some) ?(?:manager|supervisor|team leader|boss|superior)",
-        r"(?:manager|supervisor|someone senior|somebody senior|someone in charge|someone more senior)"
+        r"?(?:manager|supervisor|someone senior|somebody senior|someone in charge|someone more senior)"
         r"(?: please| now| right now|\?| to call me)",
         r"escalate (?:this|it|my|the)|(?:want|need|like) (?:this|it) escalated|escalation (?:team|request)",
         r"(?:formal|official|written) complaint|(?:file|make|lodge|raise|log|submit|put in) a complaint",
-        r"ombudsman|regulator|ofcom|ofgem|ofwat|fca|trading standards|consumer (?:protection|rights)|small claims|"
-        r"better business bureau|solicitor|lawyer|legal action|take (?:you|this) to court|sue you|(?:going|go) to the "
-        r"(?:press|papers|media)|reporting you",
+        r"ombudsman|regulator|ofcom|ofgem|ofwat|fca|trading standards|consumer (?:protection|rights|court|forum)|"
+        r"small claims|better business bureau|bbb|take (?:you|this|them) to court|"
+        r"(?:i'?ll|i will|going to|gonna) (?:sue|take legal action|get a lawyer|see a solicitor)|"
+        r"(?:going|go) to the (?:press|papers|media)|reporting (?:you|this) to",
+        r"?solicitor|lawyer|legal action|sue you",
     ),
     "churn_risk": (
         r"cancel(?:l?ing)? (?:my|the|our|this|all my)? ?(?:\w+ ){0,2}(?:account|contract|subscription|plan|"
         r"service|membership|policy|broadband|line|mortgage|cover)",
-        r"(?:want|going|ready|about|planning) to (?:cancel|leave|switch)\b(?! (?:the|my) (?:old|direct|booking|order))",
-        r"i(?:'ll| will| am|'m) (?:be )?(?:cancell?ing|leaving|switching|off)\b(?! (?:the|my) (?:booking|order|trip))",
+        r"?(?:want|going|ready|about|planning) to (?:cancel|leave|switch)(?! (?:the|my) (?:old|direct|booking|order))",
+        r"?i(?:'ll| will| am|'m) (?:be )?(?:cancell?ing|leaving|switching|off)(?! (?:the|my) (?:booking|order|trip))",
         r"!cancel (?:it|the lot|everything)[.!]",
         r"close (?:all )?(?:my|our) (?:\w+ )?accounts?",
         r"(?:switch|switching|move|moving|go|going|leave|leaving|take|taking|went) (?:over )?(?:with|to|for) "
         r"(?:a |another |an |someone |some )?(?:different |other |cheaper )?(?:competitor|provider|company|bank|network|"
-        r"supplier|insurer|airline|someone else|elsewhere|them|bt|sky|virgin|octopus|nationwide|aviva|vodafone|ee|o2)",
+        r"supplier|insurer|airline|someone else|elsewhere|bt|sky|virgin|octopus|nationwide|aviva|vodafone|ee|o2)",
+        r"?(?:switch|switching|move|moving|went) (?:over )?to (?:them|@\w+)",
         r"(?:take|taking|move|moving) (?:my|our|the) (?:\w+ )?(?:business|money|custom|mortgage|savings|salary|"
         r"accounts?|everything) (?:elsewhere|to)|taking everything to",
-        r"(?:i'?m|i am|we'?re|we are) (?:leaving|done with (?:you|your company|this company)|going elsewhere|off)\b",
+        r"(?:i'?m|i am|we'?re|we are) (?:done with (?:you|your company|this company)|going elsewhere)",
+        r"?(?:i'?m|i am|we'?re|we are) (?:leaving|off)",
         r"(?:leave|leaving|quit|quitting|ditch|ditching|dump|dumping|be rid of) (?:you|your company|this company)",
         r"end (?:my|the|our) (?:contract|subscription|membership)|port(?:ing)? my number|shopping around",
         r"(?:last|final) straw|one reason not to (?:switch|leave|go)|plenty of other (?:banks|providers|companies|"
         r"networks|suppliers|insurers)",
         r"(?:never|won'?t) (?:be )?(?:use|using|buy|buying|order|ordering|fly|flying|bank|banking|shop|shopping|"
-        r"recommend|recommending) (?:from |with )?you(?:r company)? again",
+        r"recommend|recommending|stay|staying) (?:from |with |at )?you(?:r company)? again",
         r"!(?:don'?t|do not) (?:auto-?renew|renew)|not renewing",
         r"(?:better|cheaper) (?:deal|offer|price|quote|policy) (?:elsewhere|from|with)|found a cheaper",
         r"thinking (?:about|of) (?:moving|switching|leaving|going)",
+        r"!#(?:switch(?:ing|ed)?to|moving ?to|goodbye|bye|boycott|delete|uninstall)\w*|#neveragain|uninstall(?:ing|ed)",
     ),
+    # Urgency is said in passing all day ("I need it by Friday", "right now I'm at work"): every rule here needs
+    # the model's agreement that this text presses for time.
     "urgency": (
-        r"urgent(?:ly)?|asap|as soon as (?:possible|you can)|immediately|right (?:now|away)|straight away|"
-        r"emergency(?! credit)",
-        rf"!(?:by|before|until) (?:{DAY}|end of (?:the )?day|\d{{1,2}}(?::\d\d)? ?(?:am|pm)?|close of business|"
-        r"(?:this|next) (?:morning|afternoon|evening|week)|the \d{1,2}(?:st|nd|rd|th)|we (?:fly|leave|go))",
-        r"(?:need|needs|needed|have to|must|got to) (?:\w+ ){0,6}?(?:today|tonight|now|tomorrow|"
-        r"somewhere tonight|before|by \w+)",
-        r"(?:flight|train|surgery|appointment|funeral|wedding|interview|exam|client call|meeting|hearing|closing|"
-        r"court date|birthday|party|holiday)(?:'s| is| leaves| starts)? (?:at|today|tomorrow|tonight|on|in \d)|tonight'?s",
-        r"deadline|running out of time|run(?:ning)? out (?:of|on) (?:my|the|our)|no time|time[- ]sensitive|"
-        r"can'?t wait|cannot wait|any minute|won'?t last (?:much )?longer|last chance|hurry|"
+        r"?urgent(?:ly)?|asap|as soon as (?:possible|you can)|immediately|right (?:now|away)|straight away|"
+        r"emergency(?! (?:credit|contact|services? number))",
+        rf"?!(?:by|before|until) (?:{DAY}|end of (?:the )?day|\d{{1,2}}(?::\d\d)? ?(?:am|pm|o'?clock)|\d{{1,2}}:\d\d|"
+        r"close of business|(?:this|next) (?:morning|afternoon|evening|week)|the \d{1,2}(?:st|nd|rd|th)|"
+        r"we (?:fly|leave|go))(?! (?:foot|feet|metres?|meters?|inches|cm|mm|m|ft|in|x|by)\b)",
+        r"?(?:need|needs|needed|have to|must|got to) (?:\w+ ){0,6}?(?:today|tonight|now|tomorrow|"
+        r"somewhere tonight|by \w+)",
+        r"?(?:flight|train|surgery|appointment|funeral|wedding|interview|exam|client call|meeting|hearing|closing|"
+        r"court date)(?:'s| is| leaves| starts)? (?:at|today|tomorrow|tonight|on|in \d)",
+        r"?deadline|running out of time|run(?:ning)? out (?:of|on) (?:my|the|our)|no time|time[- ]sensitive|"
+        r"any minute|won'?t last (?:much )?longer|last chance|hurry|"
         r"(?:in|within) the (?:next )?(?:hour|few hours|\d+ minutes)",
     ),
     "abuse": (
-        r"!(?:you(?:'re| are)|ur|u r|u are|you|you lot are)(?: such| a| an| so| absolutely| fucking| bloody| "
-        rf"completely| totally| the most| actually| just| bunch of)* (?:an? )?(?:{IDIOT}|{MORON}|{STUPID}|{USELESS}|"
-        r"incompetent|clown|"
-        r"joke|imbecile|cretins?|pathetic|worthless|brain ?dead|halfwit|waste of space|muppet|donkey|thick|dumb|"
-        r"dense|liar|liars|scum|crooks?|thieves|parrot|numpty|retard\w*|bitch|bastard|prick|dickhead|arsehole|"
-        r"asshole|piece of (?:shit|crap|garbage)|clueless|jobsworth)",
-        r"!(?:shut up|shut your (?:mouth|face)|go to hell|screw you|fuck (?:you|off)|piss off|get lost|drop dead)",
-        rf"!(?:{IDIOT}|{MORON}|imbecile|cretin|halfwit|dickhead|arsehole|asshole|bitch|bastard|prick|muppet|numpty|"
-        r"parrot|clown|jobsworth)s?\b",
-        r"!(?:i(?:'ll| will| am going to|'m going to|'m gonna| gonna)) (?:find|come|hunt|track|get|hurt|kill|"
-        r"smash|beat|make you pay|make sure you)(?: you| (?:down )?where you live| for this| pay| down there)?",
-        r"!(?:know|find out) where (?:you live|your office is|you work)|you'?ll regret it",
+        r"!(?:you(?:'re| are)|ur|u r|u are|you|you lot are|you guys are)(?: such| a| an| so| absolutely| fucking| "
+        rf"bloody| completely| totally| the most| actually| just| bunch of| pack of)* (?:an? )?(?:{IDIOT}s?|{MORON}s?|"
+        rf"{STUPID}|{USELESS}|incompetent|clowns?|imbeciles?|cretins?|pathetic|worthless|brain ?dead|halfwits?|"
+        r"waste of space|muppets?|donkeys?|thick|dumb|dense|liars?|scum|crooks?|thieves|cheats?|cheaters?|frauds|"
+        r"scammers|dolts?|numpty|retard\w*|bitch|bastards?|pricks?|dickheads?|arseholes?|assholes?|"
+        r"piece of (?:shit|crap|garbage)|clueless|jobsworths?|the worst)",
+        r"!(?:shut up|shut your (?:mouth|face)|go to hell|screw you|fuck (?:you|off)|piss off|drop dead)",
+        r"?!get lost",
+        rf"!(?:{IDIOT}|{MORON}|imbecile|cretin|halfwit|dickhead|arsehole|asshole|bitch|bastard|prick|jobsworth|dolt|"
+        r"cheater)s?",
+        r"?!(?:muppet|numpty|parrot|clown|thief|thieves|crook|liar|cheat|fraudster|scammer)s?",
+        # A threat needs its object: a person ("I'll find you", "I'll hurt you") or where they live, never "I'll get
+        # the flour out" or "I will get back to you".
+        r"!(?:i(?:'ll| will| am going to|'m going to|'m gonna| gonna)) (?:"
+        r"(?:hurt|kill|smash|beat|punch|stab|batter|slap|strangle|murder|deck|thump) (?:you|ya|u|your \w+)|"
+        r"(?:find|hunt|track) (?:you|ya|u)(?: down| out)?(?= *(?:$|[.!?,]| and | down| out| for this))|"
+        r"(?:come|go) (?:for|after) (?:you|ya|u)|make (?:you|u|sure you) (?:pay|regret|suffer)|"
+        r"get (?:you|ya|u) (?:for this|back for this))",
+        r"!(?:know|find out) where (?:you live|your office is|you work)|you'?ll regret (?:it|this)|watch your back",
         r"!(?:you|ya|people like you) (?:people )?(?:should|deserve to|ought to) (?:be fired|be sacked|lose your job|die|rot)",
         r"!(?:get you|have you) (?:fired|sacked)|pathetic excuse for",
         r"!(?:not very|not the sharpest|not exactly) (?:bright|smart|clever|tool in the shed)",
@@ -140,46 +169,63 @@ PATTERNS: dict[str, tuple[str, ...]] = {
         r"!(?:do you even|can you even) (?:speak english|understand|think)|(?:train|trained) you (?:lot )?to be this",
     ),
     "crisis": (
-        rf"!(?:passed away|passed on|died|dying|death of|funeral|bereave\w*|widow(?:ed|er)?|death certificate|"
-        rf"probate|executor|lost (?:my|our) {KIN}|(?:since|after) (?:\w+ )?(?:died|passed|went)|"
-        rf"late {KIN}|(?:my|our) {KIN} (?:passed|went)|we lost (?:\w+ ){{1,2}}(?:in|last|on|suddenly|recently))",
-        r"!(?:terminal|cancer|chemo\w*|stroke|heart attack|in hospital|into hospital|intensive care|icu|hospice|"
-        r"seriously ill|critically ill|life support|diagnos(?:ed|is) with|a&e|emergency room|on oxygen|"
-        r"oxygen concentrator|dialysis|can'?t breathe|mental health crisis)",
+        rf"!(?:passed away|death of|funeral|bereave\w*|widow(?:ed|er)?|death certificate|"
+        rf"probate|executor|lost (?:my|our) {KIN}|(?:since|after) (?:my |our )?{KIN} (?:died|passed|went)|"
+        rf"late {KIN}|(?:my|our) {KIN} (?:passed|went|died|is dying)|we lost (?:\w+ ){{1,2}}(?:in|last|on|suddenly|recently))",
+        r"?!(?:died|dying|passed on|(?:since|after) (?:\w+ )?(?:died|passed))",
+        r"!(?:terminal(?:ly)? ill|terminal (?:cancer|illness|diagnosis|condition)|chemo\w*|heart attack|"
+        r"intensive care|icu|hospice|seriously ill|critically ill|life support|diagnos(?:ed|is) with|"
+        r"on oxygen|oxygen concentrator|dialysis|can'?t breathe|mental health crisis|"
+        r"(?:had|has|having|suffered|since|after|from) (?:a|her|his|my) (?:\w+ )?stroke(?! of))",
+        r"?!(?:cancer|in hospital|into hospital|a&e|emergency room)",
         r"!(?:house|home|flat|kitchen) (?:fire|flood(?:ed)?|burn(?:ed|t) down)|(?:fire|flood|storm|hurricane|"
-        r"earthquake|tornado) (?:destroyed|damaged|hit|took)|flooded|in the (?:fire|flood)|evacuated|homeless|"
+        r"earthquake|tornado) (?:destroyed|damaged|hit|took)|in the (?:fire|flood)|evacuated|homeless|"
         r"evict(?:ion|ed|ing)|coming through the ceiling|since the (?:fire|flood)",
+        r"?!flooded",
         r"!(?:can'?t|cannot|couldn'?t) (?:afford|pay for|feed)(?: \w+)?(?: food| rent| to eat| my kids| the kids|"
         r" my children| heating| the heating| my mortgage| anything| the funeral| to put the heating on| the arrears|"
         r" arrears| the repayments| my bills)|"
         r"no money (?:left|for food)|food bank|bankrupt\w*|debt collectors?|bailiffs?|enforcement agents?|"
         r"choosing between food|nothing left (?:till|until) payday",
-        r"!(?:scam(?:med)?|scammer|fraud(?:ster|ulent)?(?! (?:team|department|line|prevention))|defrauded|conned|"
-        r"stolen identity|identity theft|someone stole|"
-        r"(?:card|phone|wallet|purse|identity)(?:'s| has| was| got)?(?: been)? stolen|hacked|"
+        r"!(?:scam(?:med)?|scammer|fraud(?:ster|ulent)?(?! (?:team|department|line|prevention|check|alert))|defrauded|"
+        r"conned|stolen identity|identity theft|someone stole|extort\w*|blackmail\w*|"
+        r"(?:card|phone|wallet|purse|identity|money|account)(?:'s| has| was| got)?(?: been)? stolen|"
         r"unauthori[sz]ed (?:transaction|payment|charge)s?|(?:payments?|transactions?|charges?) (?:\w+ ){0,4}?"
-        r"(?:i|we) didn'?t make|didn'?t authori[sz]e|wasn'?t me|(?:opened|took out|taken out|applied for) "
+        r"(?:i|we) didn'?t make|didn'?t authori[sz]e|(?:opened|took out|taken out|applied for) "
         r"(?:\w+ ){0,4}in my name|pretending to be)",
-        r"!(?:" + joined("k[i1!|]ll mys[e3]lf|end it all|end my life|take my own life|taking my own life|hurt myself|"
+        r"?!(?:hacked|wasn'?t me)",
+        r"+!(?:" + joined("k[i1!|]ll mys[e3]lf|end it all|end my life|take my own life|taking my own life|hurt myself|"
                          "unalive myself") + r"|killmyself|kill my self(?![- ](?:esteem|confidence|worth|respect|image))|"
         r"suicid\w*|self[-_. ]?harm|don'?t want to (?:live|be here)|no reason to live|can'?t go on|"
         r"better off (?:dead|without me)|not worth living|don'?t see the point (?:in|of) "
         r"(?:carrying on|going on|living|anything))",
-        "!" + "|".join(spaced(phrase) for phrase in ("kill myself", "suicide", "end my life")),
+        "+!" + "|".join(spaced(phrase) for phrase in ("kill myself", "suicide", "end my life")),
         # Negation counts here: "I don't want to die" is no crisis; nor is "I want to die of embarrassment".
-        rf"(?:(?:want(?:s|ed)?|wanting){JOIN}to|wanna){JOIN}die(?! (?:of|from|laughing|happy|old)\b)|"
+        rf"+(?:(?:want(?:s|ed)?|wanting){JOIN}to|wanna){JOIN}die(?! (?:of|from|laughing|happy|old)\b)|"
         r"wish (?:i was|i were|i could be) dead|wish i could die|"
         r"overdos(?:e|ed|es|ing)(?! on (?:coffee|caffeine|sugar|chocolate))",
-        r"!domestic (?:abuse|violence)|(?:abusive|violent) (?:partner|husband|wife|ex)",
+        r"+!domestic (?:abuse|violence)|(?:abusive|violent) (?:partner|husband|wife|ex)",
+        # Everyday words that only sound like a crisis: neither the cue head alone nor an ambiguous phrase may
+        # raise one where these stand (an unambiguous phrase still does).
+        r"-overdos(?:e|ed|es|ing) on (?:coffee|caffeine|sugar|chocolate|carbs|telly|tv|netflix|sun)",
+        r"-(?:dying|die) (?:to|for) (?:see|try|know|hear|get|meet|go|watch|read)|to die for|killing it|killed it",
+        r"-(?:phone|battery|laptop|car|engine|tablet|kindle|headphones|signal|torch|remote)(?:'s| has| had| just)* died",
     ),
+    # Praise that means the opposite. An opening "Great," or "Perfect!" alone is not enough ("Great, thanks." is
+    # sincere): "?" rules count only beside a sign that something went wrong (see SOURED).
     "_sarcasm": (
-        r"!(?:^|[.!?] )(?:oh )?(?:great|brilliant|perfect|lovely|marvellous|fantastic|wonderful|wow|terrific|"
-        r"super|excellent|nice one|well done|what a surprise|typical)[,.!](?= )",
-        r"!(?:oh great|oh brilliant|oh perfect|oh marvellous|oh lovely|oh wonderful|oh fantastic)",
-        r"!(?:fantastic|brilliant|wonderful|amazing|great|stellar|top notch) (?:service|job|work|stuff)[.!]",
-        r"!(?:thanks a (?:bunch|lot) for|thanks ever so much for|cheers for the|thanks for nothing|"
+        r"?!(?:^|(?<=[.!?] ))(?:oh )?(?:great|brilliant|perfect|lovely|marvellous|fantastic|wonderful|wow|terrific|"
+        r"super|excellent|nice one|well done|what a surprise|typical)[,.!]",
+        r"?!(?:oh great|oh brilliant|oh perfect|oh marvellous|oh lovely|oh wonderful|oh fantastic)",
+        r"?!(?:oh )?(?:well )?(?:thanks|cheers) a (?:bunch|lot)(?=[,.!?])",
+        r"?!(?:fantastic|brilliant|wonderful|amazing|great|stellar|top notch) (?:service|job|work|stuff)[.!]",
+        r"!(?:thanks|thank you|cheers)(?: a (?:bunch|lot)| so much| very much| ever so much)? for "
+        r"(?:nothing|ruining|wasting|messing|screwing|losing|breaking|ignoring|ghosting|overcharging|double charging|"
+        r"leaving me|keeping me waiting|letting me down|the runaround|another delay|cancell?ing my|charging me twice)",
+        r"!(?:thanks a (?:bunch|lot) for|thanks ever so much for|cheers for the|"
         r"i'?ll treasure it|really rewards? my loyalty|quite an achievement|truly impressive|very priority|"
-        r"it'?s not like i need|because obviously i|love paying for|clearly\.$)",
+        r"it'?s not like i need|because obviously i|love paying for|love (?:waiting|being (?:on hold|ignored|charged))|"
+        r"clearly\.$)",
     ),
     "frustration": (
         r"=frustrat\w*|=furious|=fuming|=livid|=(?:so |really |very )angry|=pissed off|=fed up|"
@@ -211,7 +257,9 @@ PATTERNS: dict[str, tuple[str, ...]] = {
         r"why (?:is|am|was|has|have|would|did|does) |how come|which one",
     ),
     "anxiety": (
-        r"=worr\w*|=anxious|=anxiety|=scared|=afraid|=frighten\w*|=terrified|=petrified|=panic\w*|=nervous|"
+        r"=worr\w*(?<!worry)(?<!worries)|=anxious|=anxiety|=scared|"
+        r"=(?:so|really|very|too|terribly|genuinely|quite|a bit|bit) afraid|=afraid (?:of|to|for)|"
+        r"(?<!i'm )(?<!i am )(?<!im )afraid|=frighten\w*|=terrified|=petrified|=panic\w*|=nervous|"
         r"=freaking out|=(?:hands are |i'?m |am )shaking|=can'?t think straight|=beside (?:her|him|my|them)sel(?:f|ves)|"
         r"=dread\w*(?! to think)|=stressed|=on edge|=losing sleep|=can'?t sleep|=what am i (?:meant|supposed) to do|"
         r"=(?:don'?t|do not) know what to do|stress\w*|concern(?:ed|ing)|uneasy|what if|alarm(?:ed|ing)|desperate",
@@ -252,24 +300,38 @@ class Rule:
     regex: re.Pattern
     negatable: bool
     explicit: bool
+    checked: bool = False  # ambiguous: the model must agree ("?")
+    safety: bool = False  # a disclosure of danger to life: fires whatever the model says ("+")
+    innocent: bool = False  # an everyday phrase that only sounds like the cue ("-")
 
 
 def _compile() -> tuple[Rule, ...]:
     rules = []
     for cue, patterns in PATTERNS.items():
         for pattern in patterns:
+            marks = pattern[:len(pattern) - len(pattern.lstrip("!?+-"))]
+            body = pattern[len(marks):]
             # A pattern may be an alternation whose branches carry their own "=" mark: split them apart.
-            negatable = not pattern.startswith("!")
-            body = pattern.lstrip("!")
             branches = split_top_level(body) if "=" in body else [body]
             for branch in branches:
                 explicit = branch.startswith("=") or cue in CONVERSATION or cue == "_sarcasm"
-                rules.append(Rule(cue, re.compile(rf"(?<![\w']){branch.lstrip('=')}(?![\w'])", re.IGNORECASE),
-                                  negatable, explicit))
+                # The group keeps the word boundaries around every alternative, not only the first and last
+                # ("fca" must not match inside "briefcase", nor "sue you" inside "issue you").
+                regex = re.compile(rf"(?<![\w'])(?:{branch.removeprefix('=')})(?![\w'])", re.IGNORECASE)
+                rules.append(Rule(cue, regex, "!" not in marks, explicit, "?" in marks, "+" in marks,
+                                  "-" in marks))
     return tuple(rules)
 
 
 CONVERSATION = frozenset({"repeat_contact", "escalation_request", "churn_risk", "urgency", "abuse", "crisis"})
+# An opening "Great," is sarcastic only beside a sign that something went wrong: another cue that sours the
+# text, or words of a failure ("Great, another delay", "Perfect. Still nothing.").
+SOURING_CUES = frozenset({"frustration", "disappointment", "repeat_contact", "churn_risk", "abuse"})
+SOURED = re.compile(
+    r"(?<![\w'])(?:again|another|yet|still|delay\w*|cancell?ed|broken|broke|wrong|lost|late|wait\w*|hours|"
+    r"nothing|never|nobody|no one|overcharged|charged|crash\w*|fail\w*|not working|doesn'?t work|stopped working|"
+    r"on hold|ignored|ruin\w*|useless|locked out|no (?:reply|response|signal|service|internet|heating|power|water|"
+    r"money|refund|update|one|help))(?![\w'])", re.IGNORECASE)
 
 
 def split_top_level(pattern: str) -> list[str]:
@@ -344,6 +406,9 @@ class Evidence:
     explicit: frozenset[str]
     negated: frozenset[str] = frozenset()
     sarcasm: bool = False
+    checked: frozenset[str] = frozenset()  # conversational cues found only by ambiguous phrases: the model decides
+    safety: frozenset[str] = frozenset()  # cues stated as a danger to life: never overruled
+    innocent: frozenset[str] = frozenset()  # cues that everyday phrases only seem to state: the model may not add them
 
 
 def scan(text: str, normal: Normalised | None = None) -> Evidence:
@@ -364,15 +429,26 @@ def scan(text: str, normal: Normalised | None = None) -> Evidence:
     found: dict[str, list[Span]] = {}
     explicit: set[str] = set()
     negated: set[str] = set()
+    safety: set[str] = set()
+    innocent: set[str] = set()
     for number, span, was_negated in matches:
         rule = RULES[number]
+        if rule.innocent:
+            innocent.add(rule.cue)
+            continue
         if was_negated or (number in cancelled and overlaps(cancelled[number], span)):
-            if rule.explicit:
+            if rule.explicit and not rule.checked:
                 negated.add(rule.cue)
             continue
-        found.setdefault(rule.cue, []).append(span)
-        if rule.explicit:
-            explicit.add(rule.cue)
+        cue = "_sarcasm?" if rule.cue == "_sarcasm" and rule.checked else rule.cue
+        found.setdefault(cue, []).append(span)
+        if rule.explicit and not rule.checked:
+            explicit.add(cue)
+        if rule.safety:
+            safety.add(cue)
+    opener = found.pop("_sarcasm?", None)
+    if opener and (found.keys() & SOURING_CUES or SOURED.search(normal.text)):
+        found["_sarcasm"] = found.get("_sarcasm", []) + opener
     sarcasm = found.pop("_sarcasm", None)
     if sarcasm:
         found["frustration"] = found.get("frustration", []) + sarcasm
@@ -380,8 +456,10 @@ def scan(text: str, normal: Normalised | None = None) -> Evidence:
         found.pop("gratitude", None)
         explicit.discard("gratitude")
     explicit.discard("_sarcasm")
+    checked = frozenset(cue for cue in found if cue in CONVERSATION and cue not in explicit)
     return Evidence({cue: merge_spans(spans) for cue, spans in found.items()}, frozenset(explicit),
-                    frozenset(negated - set(found)), bool(sarcasm))
+                    frozenset(negated - set(found)), bool(sarcasm), checked - innocent, frozenset(safety),
+                    frozenset(innocent - explicit))
 
 
 def _matches(reading: Normalised) -> list[tuple[int, Span, bool]]:

@@ -198,3 +198,103 @@ def test_abuse_fires_through_look_alikes_accents_and_digits_for_letters(text):
 def test_a_crisis_span_behind_look_alike_letters_covers_them_in_the_text_as_sent():
     text = "I want to k\u0456ll mys\u0435lf"
     assert [text[s:e] for s, e in find_spans(text)["crisis"]] == ["k\u0456ll mys\u0435lf"]
+
+
+# --- Every alternative is a whole word (issue #13): the boundaries used to wrap only the first and last ----------------
+
+def literal_branches():
+    """Every top-level alternative of every pattern that is plain words (letters, spaces, apostrophes)."""
+    out = []
+    for cue, patterns in lexicon.PATTERNS.items():
+        for pattern in patterns:
+            for branch in lexicon.split_top_level(pattern.lstrip("!?+")):
+                branch = branch.removeprefix("=")
+                if re.fullmatch(r"[a-z][a-z ']*[a-z]", branch):
+                    out.append((cue, branch))
+    return out
+
+
+LITERALS = literal_branches()
+
+
+def test_there_are_many_literal_alternatives_to_check():
+    assert len(LITERALS) > 100
+
+
+@pytest.mark.parametrize("cue, phrase", LITERALS)
+def test_every_literal_alternative_matches_only_as_whole_words(cue, phrase):
+    rules = [r for r in lexicon.RULES if r.cue == cue]
+    assert any(r.regex.search(f"well {phrase} then") for r in rules), phrase
+    for inside in (f"x{phrase}x", f"{phrase}s" if not phrase.endswith("s") else f"{phrase}x", f"pre{phrase}"):
+        hit = [r for r in rules if r.regex.search(inside) and r.regex.search(inside).group() == phrase]
+        assert not hit, f"{phrase!r} matched inside {inside!r}"
+
+
+@pytest.mark.parametrize("text", [
+    "the briefcase is in the hall",  # fca
+    "we will issue you a receipt",  # sue you
+    "I'll get the flour out",  # a threat needs an object
+    "I will get back to you tomorrow",
+    "it's 4 foot by 3 foot",  # "by <number>" is not a deadline
+    "meet me at the bus terminal",
+    "she swims breast stroke",
+    "I'm afraid all the big tables are taken",  # politeness
+    "no worries at all",
+    "my phone died this morning",  # ambiguous: found, but the model must agree
+    "I'll find you a seat near the front",
+])
+def test_everyday_sentences_with_trigger_words_state_no_cue(text):
+    found = scan(text)
+    assert not found.explicit, (text, found)
+
+
+@pytest.mark.parametrize("text", ["Great, thanks.", "Perfect! That works, thank you so much.", "Lovely, cheers"])
+def test_sincere_thanks_after_an_opening_word_of_praise_is_gratitude_not_sarcasm(text):
+    found = scan(text)
+    assert not found.sarcasm and "gratitude" in found.spans and "frustration" not in found.spans
+
+
+@pytest.mark.parametrize("text", ["thanks for ruining my evening", "Great, another delay.",
+                                  "Perfect. Still nothing.", "thanks so much for wasting my afternoon"])
+def test_sarcastic_praise_needs_a_sign_that_something_went_wrong(text):
+    found = scan(text)
+    assert found.sarcasm and "frustration" in found.explicit and "gratitude" not in found.spans
+
+
+@pytest.mark.parametrize("text, cue", [
+    ("still waiting", "repeat_contact"),
+    ("I've requested it so many times", "repeat_contact"),
+    ("this is my third message about it", "repeat_contact"),
+    ("#switchtoflipkart", "churn_risk"),
+    ("Cheater.", "abuse"),
+    ("you dolts", "abuse"),
+    ("a driver extorting $160 from me", "crisis"),
+    ("I'll find you", "abuse"),
+    ("I'm going to hurt you", "abuse"),
+])
+def test_how_customers_write_the_conversational_cues(text, cue):
+    assert cue in scan(text).explicit
+
+
+@pytest.mark.parametrize("text", ["I want to end my life", "k i l l m y s e l f", "there is domestic violence"])
+def test_disclosures_of_danger_to_life_are_marked_never_to_be_overruled(text):
+    assert "crisis" in scan(text).safety
+
+
+@pytest.mark.parametrize("text, cue", [("I need it right now", "urgency"), ("my dad has cancer", "crisis"),
+                                       ("I'm leaving", "churn_risk")])
+def test_ambiguous_phrases_are_evidence_that_the_model_must_back(text, cue):
+    found = scan(text)
+    assert cue in found.spans and cue in found.checked and cue not in found.explicit
+
+
+@pytest.mark.parametrize("text", ["I overdosed on coffee this morning", "my phone died so I'm on my mum's",
+                                  "I'm dying to try the new menu"])
+def test_everyday_phrases_that_only_sound_like_a_crisis_rule_it_out(text):
+    found = scan(text)
+    assert "crisis" in found.innocent and "crisis" not in found.explicit
+
+
+def test_an_unambiguous_crisis_phrase_still_counts_beside_an_innocent_one():
+    found = scan("my phone died the day my husband passed away")
+    assert "crisis" in found.explicit and "crisis" not in found.innocent
