@@ -42,14 +42,14 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 2) if values else None
 
 
-def floor(runs: int = 3, paced_gap_s: float = 0.05) -> dict:
+def floor(runs: int = 3, paced_gap_s: float = 0.05, dense: bool = False) -> dict:
     """Inference time of the cue graph alone (one thread) and of the full detector, per customer snippet: back to
     back (a hot core and caches), and paced (the graph alone, one snippet every paced_gap_s, as a server sees
     snippets arrive at a realistic pace; an idle core is slower to start)."""
     from copilot.cues import load_detector
 
     detector = load_detector(threads=1)
-    texts = [t["text"] for c in read_corpus() for t in c["turns"] if t["speaker"] == "customer"]
+    texts = [t["text"] for c in read_corpus(dense=dense) for t in c["turns"] if t["speaker"] == "customer"]
     for text in texts[:20]:
         detector.analyse(text)
     graph, full, paced = [], [], []
@@ -105,14 +105,14 @@ def server_seconds(urls: list[str]) -> tuple[float, float]:
 
 
 def run_level(urls: list[str], pids: list[int], cpu_pids: list[int], conversations: int, duration: float,
-              warmup: float, workdir: Path, per_connection: int = 1) -> dict:
+              warmup: float, workdir: Path, per_connection: int = 1, dense: bool = False) -> dict:
     """Drive one load level in a separate process and watch the servers' memory (pids) and CPU (cpu_pids, which
     may add a Redis server) meanwhile."""
     token = Tokens(SECRET).issue("bench", "agent", "bench-agent", ttl_s=24 * 3600)
     out = workdir / f"load-{conversations}-{time.time_ns()}.json"
     command = [sys.executable, "-m", "bench.load", "--token", token, "--conversations", str(conversations),
                "--duration", str(duration), "--warmup", str(warmup), "--out", str(out),
-               "--per-connection", str(per_connection)]
+               "--per-connection", str(per_connection)] + (["--dense"] if dense else [])
     for url in urls:
         command += ["--url", url]
     procs, cpu_procs = processes_of(pids), processes_of(cpu_pids)
@@ -142,7 +142,7 @@ Started = tuple[list[str], list[int], list[int], Callable[[], None]]  # urls, RS
 
 
 def sweep(name: str, start: Callable[[], Started], levels: list[int], duration: float, warmup: float,
-          workdir: Path, per_connection: int = 1) -> dict:
+          workdir: Path, per_connection: int = 1, dense: bool = False) -> dict:
     """One fresh deployment per level, so no level inherits another's heap or ended conversations. A short warm-up
     load comes first: first-use allocations (the model's arena, caches) are not per conversation."""
     rows = []
@@ -152,7 +152,7 @@ def sweep(name: str, start: Callable[[], Started], levels: list[int], duration: 
             run_level(urls, pids, cpu_pids, 25, 6, 2, workdir)
             time.sleep(2)
             idle = rss_mb(processes_of(pids))
-            row = run_level(urls, pids, cpu_pids, level, duration, warmup, workdir, per_connection)
+            row = run_level(urls, pids, cpu_pids, level, duration, warmup, workdir, per_connection, dense)
         finally:
             stop()
         row["idle_rss_mb"] = round(idle, 1)
@@ -246,6 +246,12 @@ def tables(report: dict) -> str:
              f"p50 {f['graph_ms']['p50']} ms, p95 {f['graph_ms']['p95']}; paced one every "
              f"{f['graph_paced_ms']['gap_s']} s p50 {f['graph_paced_ms']['p50']} ms, p95 {f['graph_paced_ms']['p95']}; "
              f"full detector back to back p50 {f['detector_ms']['p50']} ms, p95 {f['detector_ms']['p95']}", ""]
+    if report.get("floor_dense"):
+        d = report["floor_dense"]
+        lines += [f"Floor, emotion-dense ({d['snippets']} customer snippets, every one with a cue): cue graph p50 "
+                  f"{d['graph_ms']['p50']} ms, p95 {d['graph_ms']['p95']}; full detector p50 {d['detector_ms']['p50']} "
+                  f"ms, p95 {d['detector_ms']['p95']} ({d['detector_ms']['p95'] / d['graph_ms']['p95']:.2f}x the "
+                  f"graph's p95)", ""]
     for d in report["deployments"]:
         lines += [f"**{d['name']}** (largest C with p99 <= {P99_BUDGET_MS:.0f} ms: {d['max_conversations_p99_250ms']}, "
                   f"{d['throughput_at_max']} highlights/s)", ""]
@@ -304,13 +310,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-redis", action="store_true")
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--index-10k", action="store_true")
+    parser.add_argument("--dense-levels", default="100,200,300",
+                        help="levels to rerun with the emotion-dense load, every customer turn a cue (empty: skip)")
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",")]
     report = {"date": date.today().isoformat(), "command": " ".join(["python -m bench", *(argv or sys.argv[1:])]),
               "machine": {"cpus": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
                           "processor": platform.processor() or platform.machine(), "python": platform.python_version()},
-              "floor": floor(), "deployments": []}
+              "floor": floor(), "floor_dense": floor(dense=True), "deployments": []}
     print("floor", report["floor"], flush=True)
+    print("floor, emotion-dense", report["floor_dense"], flush=True)
     # Every conversation runs as one agent of one tenant, from one address, all connecting at once: lift the
     # per-agent limit and the cap on sessions not yet on /copilot to what the sweep's 800 conversations need.
     env = {"COPILOT_SECRET": SECRET, "COPILOT_MODEL_THREADS": "1", "COPILOT_RATE_PER_S": "50", "COPILOT_RATE_BURST": "100",
@@ -326,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
             k = args.chat_per_connection
             report["deployments"].append(sweep(f"embedded-chat{k}", embedded, [int(x) for x in args.chat_levels.split(",")],
                                                args.duration, args.warmup, workdir, per_connection=k))
+        if args.dense_levels:  # every customer turn carries a cue: spans and rules run on every snippet
+            report["deployments"].append(sweep("embedded-dense", embedded, [int(x) for x in args.dense_levels.split(",")],
+                                               args.duration, args.warmup, workdir, dense=True))
         if not args.skip_redis:
             redis_server = RedisServer(workdir / "redis")
             redis_server.start()

@@ -20,9 +20,33 @@ import socketio
 CORPUS = Path(__file__).parent / "data" / "conversations.jsonl"
 
 
-def read_corpus(path: Path = CORPUS) -> list[dict]:
-    """The replay conversations."""
+def read_corpus(path: Path = CORPUS, dense: bool = False) -> list[dict]:
+    """The replay conversations; dense=True gives the emotion-dense load instead (see dense_corpus)."""
+    if dense:
+        return dense_corpus()
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+AGENT_TURNS = ("I'm sorry to hear that, let me look into it for you.", "Okay, I can see the account now.",
+               "Thanks for bearing with me while I check.", "Right, let me see what I can do about that.")
+
+
+def dense_corpus(conversations: int = 38, turns: int = 12) -> list[dict]:
+    """Emotion-dense conversations: every customer turn carries a cue (a positive turn of the project's
+    customer-turn corpus, data/customer_turns), between plain agent turns; the worst case for the detector,
+    whose spans and rules only run where a cue fires."""
+    from copilot.cues.corpus import read_turns
+
+    positives = [t for t in read_turns() if t.cues]
+    random.Random(13).shuffle(positives)
+    out = []
+    for n in range(conversations):
+        script = []
+        for k in range(turns):
+            script.append({"speaker": "customer", "text": positives[(n * turns + k) % len(positives)].text})
+            script.append({"speaker": "agent", "text": AGENT_TURNS[k % len(AGENT_TURNS)]})
+        out.append({"id": f"dense-{n:02d}", "channel": "chat", "queue": "general", "turns": script})
+    return out
 
 
 class Results:
@@ -103,8 +127,8 @@ async def replay(client: socketio.AsyncClient, index: int, corpus: list[dict], s
 
 
 async def run(urls: list[str], token: str, conversations: int, duration: float, warmup: float,
-              turn_interval: float, per_connection: int = 1) -> dict:
-    corpus = read_corpus()
+              turn_interval: float, per_connection: int = 1, dense: bool = False) -> dict:
+    corpus = read_corpus(dense=dense)
     results = Results()
     start = time.perf_counter()
     measure_from = start + warmup
@@ -132,10 +156,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds between turns: one customer and one agent snippet every 3 s")
     parser.add_argument("--per-connection", type=int, default=1,
                         help="conversations each agent connection carries at once (a chat agent's several chats)")
+    parser.add_argument("--dense", action="store_true", help="the emotion-dense load: every customer turn a cue")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     result = asyncio.run(run(args.url, args.token, args.conversations, args.duration, args.warmup, args.turn_interval,
-                             args.per_connection))
+                             args.per_connection, args.dense))
     args.out.write_text(json.dumps(result))
     return 0
 

@@ -1,7 +1,8 @@
 """The ONNX cue model adapter: tokenise, run one forward pass, return emotion probabilities and embeddings.
 
 The model is a folder (sentence-transformers style): cues.onnx (fp32, the export), cues-int8.onnx (what serving
-runs by default), tokenizer.json, labels.json, and one <graph>.thresholds.json per graph.
+runs by default), tokenizer.json, labels.json (the 28 GoEmotions labels), cues.json (the twelve cue heads, in the
+order of the graph's `cues` and `evidence` outputs), and one <graph>.thresholds.json per graph.
 Nothing outside this module imports onnxruntime.
 """
 from __future__ import annotations
@@ -28,10 +29,14 @@ class ModelNotFound(RuntimeError):
 
 @dataclass(frozen=True)
 class Encoded:
-    """Model outputs for a batch of texts."""
+    """Model outputs for a batch of texts. Graphs with cue heads also give the twelve cue probabilities and, per
+    text, each token's evidence probability per cue with the token's character offsets in the text it read."""
 
     emotions: np.ndarray  # (n, 28) probabilities
     embeddings: np.ndarray  # (n, 384) L2-normalised
+    cues: np.ndarray | None = None  # (n, 12) probabilities, in the order of cues.json
+    evidence: tuple[np.ndarray, ...] = ()  # per text: (tokens, 12) probabilities
+    offsets: tuple[tuple[tuple[int, int], ...], ...] = ()  # per text: each token's (start, end); (0, 0) for specials
 
 
 class CueModel:
@@ -50,9 +55,11 @@ class CueModel:
         self.folder = folder
         self.graph = graph
         self.labels: list[str] = json.loads((folder / "labels.json").read_text())
+        cues = folder / "cues.json"
+        self.cues: list[str] = json.loads(cues.read_text()) if cues.is_file() else []
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_tokens)
-        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self.tokenizer.no_padding()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -62,12 +69,9 @@ class CueModel:
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.executor = executor
 
-    def tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Token ids and attention mask, padded to the longest text in the batch."""
-        batch = self.tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in batch], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
-        return ids, mask
+    def tokenize(self, texts: list[str]) -> list:
+        """One tokenizer encoding (ids and offsets, unpadded) per text."""
+        return self.tokenizer.encode_batch(texts)
 
     def encode(self, texts: list[str]) -> Encoded:
         """Emotion probabilities and sentence embeddings for texts, in one forward pass."""
@@ -80,18 +84,30 @@ class CueModel:
         if self.executor is None or not texts:
             done = self.encode_here(texts)
             return lambda: done
-        return self.executor.submit(self._run, *self.tokenize(texts)).result
+        return self.executor.submit(self._run, self.tokenize(texts)).result
 
     def encode_here(self, texts: list[str]) -> Encoded:
         """One forward pass on the calling thread, whatever the executor."""
         if not texts:
-            return Encoded(np.zeros((0, len(self.labels)), np.float32), np.zeros((0, 384), np.float32))
-        return self._run(*self.tokenize(texts))
+            return Encoded(np.zeros((0, len(self.labels)), np.float32), np.zeros((0, 384), np.float32),
+                           np.zeros((0, len(self.cues)), np.float32) if self.cues else None)
+        return self._run(self.tokenize(texts))
 
-    def _run(self, ids: np.ndarray, mask: np.ndarray) -> Encoded:
-        outputs = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
-        named = dict(zip(self.output_names, outputs))
-        return Encoded(named["emotions"], named["embedding"])
+    def _run(self, encodings: list) -> Encoded:
+        """One forward pass per text, never a padded batch: the int8 graph quantizes its activations over the
+        whole input tensor, so a text's scores would shift with its batch-mates and its padding (by up to 0.135
+        measured). Alone, a text scores the same in serving, the CLI and the evaluations."""
+        runs = []
+        for e in encodings:
+            ids = np.array([e.ids], dtype=np.int64)
+            runs.append(dict(zip(self.output_names, self.session.run(
+                None, {"input_ids": ids, "attention_mask": np.ones_like(ids)}))))
+        emotions = np.concatenate([r["emotions"] for r in runs])
+        embeddings = np.concatenate([r["embedding"] for r in runs])
+        if "cues" not in self.output_names:
+            return Encoded(emotions, embeddings)
+        return Encoded(emotions, embeddings, np.concatenate([r["cues"] for r in runs]),
+                       tuple(r["evidence"][0] for r in runs), tuple(tuple(e.offsets) for e in encodings))
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Sentence embeddings only (same pass; the emotion head costs next to nothing)."""

@@ -1,4 +1,5 @@
 """The committed ONNX cue model, loaded and run as serving runs it."""
+import json
 import subprocess
 import sys
 
@@ -11,10 +12,12 @@ from tests.conftest import ROOT
 def test_model_loads_and_runs_with_torch_unimportable():
     code = ("import sys; sys.modules['torch'] = None\n"
             "from copilot.cues import load_detector\n"
-            "a = load_detector().analyse('I am so angry, this is the third time I have called')\n"
-            "print(','.join(a.cue_names))")
+            "d = load_detector()\n"
+            "a = d.analyse('I am so angry, this is the third time I have called')\n"
+            "print(','.join(a.cue_names), d.model.output_names)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert "repeat_contact" in out.stdout and "frustration" in out.stdout
+    assert "'cues'" in out.stdout and "'evidence'" in out.stdout
 
 
 def test_one_pass_gives_28_probabilities_and_a_unit_embedding(detector):
@@ -52,13 +55,37 @@ def test_batched_and_single_inference_agree_exactly_in_fp32():
         assert np.allclose(one.embeddings[0], batch.embeddings[row], atol=1e-4)
 
 
-def test_int8_batches_differ_only_slightly_because_activations_are_quantized_per_batch(detector):
-    batch = detector.model.encode(TEXTS)
-    for row, text in enumerate(TEXTS):
+def test_a_text_scores_exactly_the_same_alone_or_in_any_batch(detector):
+    texts = [*TEXTS, "why is this the THIRD time?? unbelievable", "ok"]
+    batch = detector.model.encode(texts)
+    for row, text in enumerate(texts):
         one = detector.model.encode([text])
-        assert np.abs(one.emotions[0] - batch.emotions[row]).max() < 0.05
-        assert float(one.embeddings[0] @ batch.embeddings[row]) > 0.97
-        assert np.argmax(one.emotions[0]) == np.argmax(batch.emotions[row])
+        assert np.array_equal(one.emotions[0], batch.emotions[row])
+        assert np.array_equal(one.cues[0], batch.cues[row])
+        assert np.array_equal(one.embeddings[0], batch.embeddings[row])
+    reordered = detector.model.encode(texts[::-1])
+    assert np.array_equal(reordered.cues[::-1], batch.cues)
+
+
+def test_the_cli_scores_a_text_as_the_detector_does(detector):
+    texts = ["I've called three times and it's STILL broken", "thanks, that's sorted", "where is my parcel?"]
+    lines = "".join(json.dumps({"text": t}) + "\n" for t in texts)
+    out = subprocess.run([sys.executable, "-m", "copilot.cues", "score"], input=lines, cwd=ROOT,
+                         capture_output=True, text=True, check=True)
+    for text, line in zip(texts, out.stdout.splitlines()):
+        served = detector.analyse(text)
+        scored = json.loads(line)
+        assert [c["cue"] for c in scored["cues"]] == list(served.cue_names)
+        assert scored["emotions"] == {k: round(v, 4) for k, v in served.emotions.items()}
+
+
+def test_one_pass_gives_cue_and_evidence_heads_with_token_offsets(detector):
+    text = "this is the third time I've called and I'm furious"
+    encoded = detector.model.encode([text])
+    assert encoded.cues.shape == (1, 12) and detector.model.cues[0] == "frustration"
+    tokens = encoded.evidence[0]
+    assert tokens.shape == (len(encoded.offsets[0]), 12) and ((tokens >= 0) & (tokens <= 1)).all()
+    assert all(0 <= s <= e <= len(text) for s, e in encoded.offsets[0])
 
 
 def test_served_int8_graph_agrees_with_the_fp32_export():

@@ -1,4 +1,5 @@
 """The command-line contract of python -m copilot.cues, run as a user runs it."""
+import csv
 import json
 import subprocess
 import sys
@@ -39,17 +40,44 @@ def test_score_reports_a_bad_line_and_goes_on():
     assert out.returncode == 1
 
 
-def test_eval_prints_tables_beside_the_paper_and_ends_with_headline_json(tmp_path):
-    data = tmp_path / "goemotions"
-    data.mkdir()
+def small_data(folder):
+    """A shared-data folder in miniature, with the layout eval reads: a few GoEmotions comments, made-up texts
+    under the ids our tweet labels name (no real tweet is copied here), and two made-up DailyDialog dialogues."""
+    go = folder / "goemotions"
+    go.mkdir(parents=True)
     labels = (ROOT / "index" / "model" / "labels.json").read_text()
-    (data / "emotions.txt").write_text("\n".join(json.loads(labels)) + "\n")
+    (go / "emotions.txt").write_text("\n".join(json.loads(labels)) + "\n")
     rows = ["I am so angry right now\t2\ta1", "thank you, that is kind\t15\ta2", "the sky is blue\t27\ta3",
             "this makes no sense to me\t6\ta4"]
-    (data / "test.tsv").write_text("\n".join(rows) + "\n")
-    out = cli("eval", "--goemotions", str(data))
+    (go / "test.tsv").write_text("\n".join(rows) + "\n")
+    ids = [json.loads(line)["tweet_id"] for half in ("dev", "test")
+           for line in (ROOT / "tests" / "data" / "tweets" / f"{half}.jsonl").read_text().splitlines()]
+    made_up = ["still no reply, third time I've asked", "where is the store?", "thanks, all sorted", "ugh AGAIN"]
+    cs = folder / "customer-support"
+    cs.mkdir()
+    with (cs / "twcs_inbound_threads.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["tweet_id", "text"])
+        writer.writerows([i, made_up[n % len(made_up)]] for n, i in enumerate(ids))
+    dd = folder / "dailydialog" / "test"
+    dd.mkdir(parents=True)
+    (dd / "dialogues_test.txt").write_text("Hi there . __eou__ I'm furious ! __eou__\nWhere to ? __eou__ Home . __eou__\n")
+    (dd / "dialogues_emotion_test.txt").write_text("0 1\n0 0\n")
+    return folder
+
+
+def test_eval_prints_every_evaluation_beside_the_peers_and_ends_with_headline_json(tmp_path):
+    out = cli("eval", "--data", str(small_data(tmp_path)))
     assert out.returncode == 0, out.stderr
-    assert "BERT" in out.stdout and "gratitude" in out.stdout and "twelve cues" in out.stdout
+    for part in ("BERT", "twelve cues", "Real customer tweets, dev half", "Real customer tweets, test half",
+                 "DailyDialog test", "Hard negatives", "VADER <= -0.05", "NRCLex", "Targets"):
+        assert part in out.stdout, part
     headline = json.loads(out.stdout.strip().splitlines()[-1])
-    assert {"goemotions_macro_f1_28", "goemotions_macro_f1_6_cues", "cs_macro_f1_12_cues"} <= set(headline)
-    assert headline["cs_examples"] >= 150
+    assert {"goemotions_macro_f1_28", "cs_macro_f1_12_cues", "tweets_test_macro_f1", "hard_negatives_fire_rate",
+            "dailydialog_test_none_false_alarms", "dailydialog_test_conversational_rate"} <= set(headline)
+    assert 0 <= headline["hard_negatives_fire_rate"] <= 1
+
+
+def test_eval_says_where_the_shared_data_should_be_when_it_is_missing(tmp_path):
+    out = cli("eval", "--data", str(tmp_path / "nowhere"))
+    assert out.returncode != 0 and "nowhere" in out.stderr

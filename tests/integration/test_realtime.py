@@ -166,7 +166,7 @@ def test_partial_snippets_highlight_without_counting(deployment, clients):
     agent = clients(deployment.servers[0].url)
     cid = unique("partial")
     start(agent, cid)
-    say(agent, cid, "s1", "I want to cancel my", final=False)
+    say(agent, cid, "s1", "I want to cancel my contract", final=False)
     partial = agent.wait_for("cue.highlight", lambda d: d["final"] is False)
     assert partial["snippet_id"] == "s1"
     say(agent, cid, "s1", "I want to cancel my contract today")
