@@ -317,9 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     report = {"date": date.today().isoformat(), "command": " ".join(["python -m bench", *(argv or sys.argv[1:])]),
               "machine": {"cpus": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
                           "processor": platform.processor() or platform.machine(), "python": platform.python_version()},
-              "floor": floor(), "floor_dense": floor(dense=True), "deployments": []}
+              "floor": floor(), "deployments": []}
+    if args.dense_levels:
+        report["floor_dense"] = floor(dense=True)
     print("floor", report["floor"], flush=True)
-    print("floor, emotion-dense", report["floor_dense"], flush=True)
+    if args.dense_levels:
+        print("floor, emotion-dense", report["floor_dense"], flush=True)
     # Every conversation runs as one agent of one tenant, from one address, all connecting at once: lift the
     # per-agent limit and the cap on sessions not yet on /copilot to what the sweep's 800 conversations need.
     env = {"COPILOT_SECRET": SECRET, "COPILOT_MODEL_THREADS": "1", "COPILOT_RATE_PER_S": "50", "COPILOT_RATE_BURST": "100",

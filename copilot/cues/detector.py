@@ -77,12 +77,12 @@ def cue_scores(emotions: np.ndarray, labels: Sequence[str]) -> dict[str, np.ndar
 
 def emotional_scores(encoded, labels: Sequence[str], cue_names: Sequence[str], score: str) -> dict[str, np.ndarray]:
     """The score of each emotional cue: from the cue head, from the 28 labels, or the mean of both."""
-    from_labels = cue_scores(encoded.emotions, labels)
     if encoded.cues is None or score == "labels":
-        return from_labels
+        return cue_scores(encoded.emotions, labels)
     head = {cue: encoded.cues[..., cue_names.index(cue)] for cue in EMOTION_CUES}
     if score == "cue_head":
         return head
+    from_labels = cue_scores(encoded.emotions, labels)
     return {cue: (head[cue] + from_labels[cue]) / 2 for cue in EMOTION_CUES}
 
 
@@ -136,13 +136,7 @@ def token_spans(evidence: np.ndarray, offsets: Sequence[tuple[int, int]], text: 
         while end < len(text) and (text[end].isalnum() or text[end] == "'"):
             end += 1
         spans.append((start, end))
-    merged: list[list[int]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1] + 1:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return [(s, e) for s, e in merged]
+    return lexicon.merge_spans(spans, gap=1)  # words one space apart make one span
 
 
 class CueDetector:

@@ -1,7 +1,6 @@
 """Evaluations of the cue detector: GoEmotions test against the paper's BERT-base, and our customer-service set."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 from copilot.cues.detector import CueDetector
 from copilot.cues.goemotions import read_split
 from copilot.cues.metrics import prf, span_scores
+from copilot.cues.realdata import read_jsonl
 from copilot.cues.taxonomy import CUES, EMOTION_CUES, Span
 from copilot.cues.tune import cue_gold, gold_matrix
 
@@ -67,7 +67,7 @@ def goemotions_report(detector: CueDetector, data_dir: Path) -> dict:
 
 def read_cs_set(path: Path = CS_SET) -> list[dict]:
     """Our customer-service set, with gold spans found from each evidence phrase."""
-    items = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    items = read_jsonl(path)
     for item in items:
         item["spans"] = {cue: [phrase_span(item["text"], p) for p in phrases]
                          for cue, phrases in item.get("evidence", {}).items()}
@@ -214,7 +214,7 @@ PROBES = Path(__file__).resolve().parents[2] / "tests" / "data" / "cue_probes_bl
 def probes_report(detector: CueDetector, path: Path = PROBES) -> dict:
     """A blind check set: 360 customer turns written by someone who never saw the detector, its code or its data
     (240 with cues, at least 20 per cue, 46 crises; 120 look-alikes with none). Never trained or tuned on."""
-    items = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    items = read_jsonl(path)
     analyses = analyse_in_batches(detector, [i["text"] for i in items])
     gold = [frozenset(i["cues"]) for i in items]
     predicted = [frozenset(a.cue_names) for a in analyses]

@@ -488,11 +488,11 @@ def find_spans(text: str) -> dict[str, list[Span]]:
     return scan(text).spans
 
 
-def merge_spans(spans: list[Span]) -> list[Span]:
-    """Sort spans and merge those that overlap or touch."""
+def merge_spans(spans: list[Span], gap: int = 0) -> list[Span]:
+    """Sort spans and merge those that overlap or touch, or stand at most `gap` characters apart."""
     merged: list[list[int]] = []
     for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
+        if merged and start <= merged[-1][1] + gap:
             merged[-1][1] = max(merged[-1][1], end)
         else:
             merged.append([start, end])

@@ -78,6 +78,11 @@ def read_dailydialog(split: str, data: Path = SHARED_DATA) -> list[Utterance]:
     return out
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    """Every non-blank line of a JSON Lines file."""
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def read_hard_negatives(path: Path = HARD_NEGATIVES) -> list[dict]:
     """Our suite of everyday utterances with trigger words that carry no cue (written blind to the detector)."""
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_jsonl(path)

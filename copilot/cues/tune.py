@@ -28,6 +28,7 @@ from copilot.cues import lexicon
 from copilot.cues.goemotions import read_split
 from copilot.cues.metrics import THRESHOLD_GRID, best_thresholds, prf
 from copilot.cues.model import DEFAULT_GRAPH, DEFAULT_MODEL_DIR, CueModel, thresholds_path
+from copilot.cues.realdata import read_jsonl
 from copilot.cues.taxonomy import CONVERSATION_CUES, CUES, EMOTION_CUES
 from copilot.text import normalise
 
@@ -84,6 +85,10 @@ class Scanned:
         return cls(column(lambda f, c: c in f.spans), column(lambda f, c: c in f.explicit),
                    column(lambda f, c: c in f.negated), np.array([f.sarcasm for f in found], dtype=bool),
                    column(lambda f, c: c in f.safety), column(lambda f, c: c in f.innocent))
+
+    def take(self, rows: np.ndarray) -> Scanned:
+        """The same columns for the given rows (repeated rows weigh a text more)."""
+        return Scanned(*(None if v is None else v[rows] for v in vars(self).values()))
 
 
 def emotional_pred(score: np.ndarray, scan: Scanned, col: int, threshold, support: float, veto: float,
@@ -260,22 +265,25 @@ def tune_conversational(head, scan, gold, dd_head, dd_scan) -> dict:
     }
 
 
-def cue_dev_texts(data: Path) -> tuple[list[str], np.ndarray, dict[str, int]]:
-    """The pooled customer-service dev texts (normal form, as the model reads them) and their gold cues."""
+def cue_dev_texts(data: Path) -> tuple[list[str], np.ndarray, np.ndarray, dict[str, int]]:
+    """The pooled customer-service dev texts, each once, with their gold cues, and the rows that weigh them: each
+    text's index as many times as it counts (see below)."""
     from copilot.cues.corpus import read_turns, split_turns
     from copilot.cues.realdata import read_tweets
 
     _, turns = split_turns(read_turns())
-    cs = [json.loads(line) for line in CS_DEV.read_text().splitlines() if line.strip()]
+    cs = read_jsonl(CS_DEV)
     tweets = read_tweets("dev", data)
     # Real customers' words are what counts: the tweets weigh as much as all of our own dev texts together (each
-    # tweet counts TWEET_WEIGHT times), or thresholds would fit the way we write.
+    # tweet's row is repeated `weight` times), or thresholds would fit the way we write.
     weight = max(1, round((len(turns) + len(cs)) / max(1, len(tweets))))
-    texts = [t.text for t in turns] + [i["text"] for i in cs] + [t.text for t in tweets] * weight
-    gold = [set(t.cues) for t in turns] + [set(i["cues"]) for i in cs] + [set(t.cues) for t in tweets] * weight
+    texts = [t.text for t in turns] + [i["text"] for i in cs] + [t.text for t in tweets]
+    gold = [set(t.cues) for t in turns] + [set(i["cues"]) for i in cs] + [set(t.cues) for t in tweets]
+    ours = len(turns) + len(cs)
+    rows = np.concatenate([np.arange(ours), np.tile(np.arange(ours, len(texts)), weight)])
     sizes = {"customer_turns_dev": len(turns), "cs_cues_dev": len(cs), "tweets_dev": len(tweets),
              "tweet_weight": weight}
-    return texts, np.array([[c in g for c in CUES] for g in gold], dtype=bool), sizes
+    return texts, np.array([[c in g for c in CUES] for g in gold], dtype=bool), rows, sizes
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -294,12 +302,13 @@ def main(argv: list[str] | None = None) -> None:
     go_probs, _ = encode_all(model, [normalise(e.text).text for e in go_dev])
     label_thresholds, label_f1 = best_thresholds(go_probs, gold_matrix(go_dev, model.labels))
 
-    texts, gold, sizes = cue_dev_texts(args.data)
+    texts, gold, rows, sizes = cue_dev_texts(args.data)
     dd = read_dailydialog("validation", args.data)
     dd_texts = [u.text for u in dd]
-    emotions, heads = encode_all(model, [normalise(t).text for t in texts])
+    emotions, heads = encode_all(model, [normalise(t).text for t in texts])  # each text once, then weighed
+    emotions, heads, gold = emotions[rows], heads[rows], gold[rows]
     dd_emotions, dd_heads = encode_all(model, [normalise(t).text for t in dd_texts])
-    scan, dd_scan = Scanned.of(texts), Scanned.of(dd_texts)
+    scan, dd_scan = Scanned.of(texts).take(rows), Scanned.of(dd_texts)
     dd_none = np.array([u.emotion == "none" for u in dd])
 
     if model.cues:
