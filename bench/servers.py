@@ -13,6 +13,17 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def stop_process(process: subprocess.Popen, grace_s: float = 10) -> None:
+    """Ask a child process to end, and kill it if it has not within grace_s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(grace_s)
+
+
 def free_port() -> int:
     """A free TCP port on loopback."""
     with socket.socket() as s:
@@ -61,12 +72,7 @@ class ServerProcess:
             self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process)
         self.log.close()
 
 

@@ -88,15 +88,24 @@ def test_demo_replays_a_conversation_with_highlights_and_suggestions_and_use_cou
         raise AssertionError("the Use click was not counted")
 
 
+def open_sidebar(server, page, agent: str, prefix: str, height: int = 760, query: str = "",
+                 sidebar_token: str | None = None) -> tuple[str, AgentClient, str]:
+    """Start a chat conversation as `agent` from a backend client and open the sidebar on it alone (the token and
+    the conversation in the URL fragment), 360 px wide; returns (token, backend client, conversation id) once the
+    sidebar says it is connected."""
+    token = Tokens(SECRET).issue("acme", "agent", agent)
+    backend = AgentClient(server.url, token)
+    cid = f"{prefix}-{time.time_ns()}"
+    assert backend.call("conversation.start", {"conversation_id": cid, "channel": "chat"})["ok"]
+    page.set_viewport_size({"width": 360, "height": height})
+    page.goto(f"{server.url}/sidebar{query}#token={sidebar_token or token}&conversation_id={cid}")
+    expect(page.locator("#status")).to_have_text("connected")
+    return token, backend, cid
+
+
 def test_sidebar_alone_joins_with_a_fragment_token_shows_highlights_and_wipes_the_token_from_the_address(
         server, page):
-    token = Tokens(SECRET).issue("acme", "agent", "amy")
-    backend = AgentClient(server.url, token)
-    cid = f"direct-{time.time_ns()}"
-    assert backend.call("conversation.start", {"conversation_id": cid, "channel": "chat"})["ok"]
-    page.set_viewport_size({"width": 360, "height": 760})
-    page.goto(f"{server.url}/sidebar?theme=dark#token={token}&conversation_id={cid}")
-    expect(page.locator("#status")).to_have_text("connected")
+    token, backend, cid = open_sidebar(server, page, "amy", "direct", query="?theme=dark")
     assert page.evaluate("location.hash") == "" and token not in page.url and "theme=dark" in page.url
     backend.call("transcript.snippet", {"conversation_id": cid, "snippet_id": "s1", "speaker": "customer",
                                         "text": "I'm so worried my card has been used by someone else", "final": True})
@@ -118,12 +127,7 @@ def test_sidebar_alone_joins_with_a_fragment_token_shows_highlights_and_wipes_th
 def test_sidebar_says_when_its_token_expired_and_carries_on_once_the_host_refreshes_it(server, page):
     short = Tokens(SECRET).issue("acme", "agent", "kim", ttl_s=6)
     issued = time.time()
-    backend = AgentClient(server.url, Tokens(SECRET).issue("acme", "agent", "kim"))
-    cid = f"expiry-{time.time_ns()}"
-    assert backend.call("conversation.start", {"conversation_id": cid, "channel": "chat"})["ok"]
-    page.set_viewport_size({"width": 360, "height": 760})
-    page.goto(f"{server.url}/sidebar#token={short}&conversation_id={cid}")
-    expect(page.locator("#status")).to_have_text("connected")
+    _, backend, cid = open_sidebar(server, page, "kim", "expiry", sidebar_token=short)
     backend.say(cid, "s1", "This is the third time I've called and I'm furious about this bill")
     cards = page.locator("[data-suggestion-id]")
     cards.first.wait_for(timeout=10000)
@@ -401,13 +405,7 @@ def test_sidebar_explains_a_bad_or_expired_token_in_plain_words_not_codes(server
 
 def test_direct_embedding_shows_agent_turns_unmarked_shows_no_triage_before_a_cue_and_says_what_a_join_keeps(
         server, page):
-    token = Tokens(SECRET).issue("acme", "agent", "dee")
-    backend = AgentClient(server.url, token)
-    cid = f"direct-agent-{time.time_ns()}"
-    assert backend.call("conversation.start", {"conversation_id": cid, "channel": "chat"})["ok"]
-    page.set_viewport_size({"width": 360, "height": 740})
-    page.goto(f"{server.url}/sidebar#token={token}&conversation_id={cid}")
-    expect(page.locator("#status")).to_have_text("connected")
+    token, backend, cid = open_sidebar(server, page, "dee", "direct-agent", height=740)
     page.wait_for_timeout(300)  # the join has been answered
     expect(page.locator("#triage")).to_be_hidden()  # nothing happened yet: no "Triage 1"
     expect(page.locator("#chips-empty")).to_be_visible()

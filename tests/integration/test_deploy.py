@@ -14,6 +14,7 @@ import pytest
 import requests
 import yaml
 
+from bench.servers import stop_process
 from copilot.security import Tokens
 from tests.conftest import ROOT, AgentClient, RedisServer, ServerProcess, free_port
 
@@ -108,13 +109,7 @@ class Nginx:
         raise RuntimeError("nginx did not start")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process)
 
 
 @pytest.fixture(scope="module")
