@@ -1,19 +1,22 @@
 """Entry point: `python wsgi.py` serves on HOST:PORT (default 127.0.0.1:8000); gunicorn -k gevent imports `app`.
 
-The server runs on gevent's event loop: a connection costs a greenlet, not a thread, and the model runs on a
-small pool of native threads. The standard library is patched first, before anything else imports it.
+By default (COPILOT_ASYNC_MODE=gevent) the server runs on gevent's event loop: a connection costs a greenlet, not
+a thread, and the model runs on a small pool of native threads. The standard library is then patched first,
+before anything else imports it; the settings are read before that, and touch neither sockets nor threads.
 """
-from gevent import monkey
-
-monkey.patch_all()
-
-from copilot import create_app, run  # noqa: E402 - after the patch, on purpose
-from copilot.settings import InvalidSetting, Settings  # noqa: E402
+from copilot.settings import InvalidSetting, Settings
 
 try:
     settings = Settings.from_env()
 except InvalidSetting as error:  # one line that names the variable, not a traceback
     raise SystemExit(f"copilot: {error}") from None
+
+if settings.async_mode == "gevent":
+    from gevent import monkey
+
+    monkey.patch_all()
+
+from copilot import create_app, run  # noqa: E402 - after the patch, on purpose
 
 app = create_app(settings)
 

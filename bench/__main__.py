@@ -30,8 +30,8 @@ import numpy as np
 import psutil
 
 from bench.load import read_corpus
-from bench.servers import ROOT, RedisServer, ServerProcess
 from copilot.security import Tokens
+from tests.servers import ROOT, RedisServer, ServerProcess
 
 RESULTS = Path(__file__).parent / "results"
 SECRET = "bench-secret-0123456789abcdef0123456789ab"

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.servers import ServerProcess
+from tests.servers import ServerProcess
 
 SECRET = "bench-secret-0123456789abcdef0123456789ab"
 

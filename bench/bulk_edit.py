@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from bench.__main__ import import_and_approve, percentile
-from bench.servers import ROOT, RedisServer, ServerProcess
 from copilot.library.phrasing import parse_phrasing
 from copilot.security import Tokens
+from tests.servers import ROOT, RedisServer, ServerProcess
 
 SECRET = "bench-secret-0123456789abcdef0123456789ab"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.servers import ServerProcess
+from tests.servers import ServerProcess
 
 SECRET = "bench-secret-0123456789abcdef0123456789ab"
 

@@ -17,8 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--agent", help="the agent's (or lead's, admin's) id; default: the role's name, "
                                        "e.g. 'lead' for --role lead")
     token.add_argument("--ttl", type=int, default=DEFAULT_TTL_S, help="seconds until it expires")
-    commands.add_parser("serve", help="run the server on HOST:PORT as `python wsgi.py` does (gevent; the "
-                                      "embedded default needs no Redis)")
+    commands.add_parser("serve", help="run the server on HOST:PORT as `python wsgi.py` does (gevent unless "
+                                      "COPILOT_ASYNC_MODE=threading; the embedded default needs no Redis)")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -36,11 +36,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(settings: Settings) -> int:
-    """Serve as `python wsgi.py` does: the standard library patched for gevent before the app is built. Nothing
-    imported so far (security, settings) has touched sockets, threads or ssl."""
-    from gevent import monkey
+    """Serve as `python wsgi.py` does: on gevent (COPILOT_ASYNC_MODE) the standard library is patched before the
+    app is built. Nothing imported so far (security, settings) has touched sockets, threads or ssl."""
+    if settings.async_mode == "gevent":
+        from gevent import monkey
 
-    monkey.patch_all()
+        monkey.patch_all()
     from copilot import create_app, run
 
     run(create_app(settings))

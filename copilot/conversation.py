@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from copilot.cues.taxonomy import EMOTION_CUES, NEGATIVE_CUES
-from copilot.errors import CopilotError
+from copilot.errors import InvalidSnippet
 from copilot.redact import mask_evidence
 
 MODES = ("normal", "verification", "transactional")
@@ -57,12 +57,6 @@ OFFER_OPTIONS = re.compile(r"\b(?:one option|another option|options? (?:are|is)|
 CLOSE_LOOP = re.compile(r"\b(?:anything else|to (?:confirm|recap|summari[sz]e)|so (?:to )?(?:recap|summari[sz]e)|"
                         r"i'?ll (?:follow up|call you back|email you|keep you updated)|you'?ll (?:receive|get|hear)|"
                         r"i'?ve (?:updated|arranged|booked|raised|sent|applied))", re.IGNORECASE)
-
-
-class InvalidSnippet(CopilotError):
-    """A snippet the engine cannot take (the conversation has ended)."""
-
-    code, status = "conversation_ended", 409
 
 
 @dataclass
@@ -357,6 +351,11 @@ def _tone_alert(conv: Conversation, out: Outcome) -> None:
                     "Tone shift: the customer's tone just turned sharply more negative.")
 
 
+def cues_by_count(conv: Conversation) -> list[str]:
+    """The cues this conversation raised, the most mentioned first."""
+    return sorted(conv.counts, key=lambda c: -conv.counts[c])
+
+
 def _suggestion_due(conv: Conversation, cues: list[CueSeen], now: float, cooldown_s: float) -> tuple[str | None, list[str]]:
     if conv.mode == "verification":
         return None, []
@@ -373,7 +372,7 @@ def _suggestion_due(conv: Conversation, cues: list[CueSeen], now: float, cooldow
     elif stage == "agent-protection":
         names = ["abuse"]
     elif stage == "after-verification":
-        names = names or sorted(conv.counts, key=lambda c: -conv.counts[c])
+        names = names or cues_by_count(conv)
     if crisis_now:
         conv.flags.append("crisis_suggested")
     return stage, names
@@ -415,6 +414,23 @@ def set_mode(conv: Conversation, mode: str) -> bool:
         conv.after_verification_due = True
         return True
     return False
+
+
+def after_verification_query(conv: Conversation, mode: str) -> str | None:
+    """What to look up the after-verification check-in by, when changing to `mode` will make it due: the cues
+    raised during verification, the most mentioned first. None when no check-in will be due."""
+    if conv.mode != "verification" or mode == "verification" or not conv.verification_seen_negative:
+        return None
+    return "now that you are verified, about the " + " ".join(cues_by_count(conv)).replace("_", " ")
+
+
+def on_mode(conv: Conversation, mode: str) -> Outcome:
+    """Take a mode change: the after-verification check-in's stage and cues when it is now due and the
+    conversation gets guidance (no stage otherwise)."""
+    out = Outcome()
+    if set_mode(conv, mode) and conv.guidance:
+        out.suggest_stage, out.suggest_cues = "after-verification", cues_by_count(conv)
+    return out
 
 
 def record_push(conv: Conversation, ids: list[str], now: float) -> None:
@@ -464,6 +480,41 @@ def handoff_note(conv: Conversation) -> str:
     parts.append(f"tone {tone['label']}, {tone['trend']}; triage {conv.triage_level}")
     note = "; ".join(parts) + "."
     return note[0].upper() + note[1:]
+
+
+def escalation_handoff(conv: Conversation, cues: Iterable[CueSeen], final: bool) -> str | None:
+    """The handoff note a final customer turn asking to escalate calls for, once per conversation; else None."""
+    if not final or "escalation_request" not in {c.cue for c in cues} or "escalation_handoff" in conv.flags:
+        return None
+    conv.flags.append("escalation_handoff")
+    return handoff_note(conv)
+
+
+def transfer(conv: Conversation, to_queue: str, to_agent: str = "") -> str:
+    """Hand the conversation on to a queue (and an agent, who may then act on it too); the note for them."""
+    conv.transfers = (conv.transfers + [to_queue])[-MAX_TRANSFERS:]
+    if to_agent and to_agent != conv.agent and to_agent not in conv.agents:
+        conv.agents = (conv.agents + [to_agent])[-MAX_AGENTS:]
+    return handoff_note(conv)
+
+
+def end(conv: Conversation, now: float) -> bool:
+    """End the conversation; False when it had ended already (the first end stands, and nothing changes)."""
+    if conv.ended_at is not None:
+        return False
+    conv.ended_at = now
+    return True
+
+
+def join_experiment(conv: Conversation, experiment_id: str, variant: str, guidance: bool) -> None:
+    """Put the conversation in an experiment's variant; a variant without guidance gets no suggestions."""
+    conv.experiment, conv.guidance = [experiment_id, variant], guidance
+
+
+def feedback_cue(conv: Conversation, phrasing_cues: tuple[str, ...]) -> str:
+    """The cue feedback on a phrasing counts under: the first of its cues this conversation raised, else its
+    first."""
+    return next((c for c in phrasing_cues if c in conv.counts), phrasing_cues[0])
 
 
 def summary(conv: Conversation) -> dict[str, Any]:

@@ -1,42 +1,190 @@
-"""The one table that maps the core's exceptions to error codes, and the error payload shape."""
+"""Every error the copilot answers with a code, and CODES, the one table that maps each to its code and HTTP status.
+
+The core and the adapters raise these; the transport turns one into `{"ok": false, "error": {"code", "message"}}`
+(error_body). A subclass left out of CODES answers with its parent's code.
+"""
 from __future__ import annotations
+
+from typing import Any
 
 
 class CopilotError(Exception):
-    """Base of every error the transport turns into {"ok": false, "error": {...}}."""
+    """Base of every error the transport turns into {"ok": false, "error": {...}}; anything else is internal_error."""
 
-    code = "internal_error"
-    status = 500
+    code, status = "internal_error", 500  # each subclass's pair is set from CODES, below
 
 
 class InvalidPayload(CopilotError):
     """A payload is malformed, of the wrong type, or misses a field."""
 
-    code, status = "invalid_payload", 400
-
 
 class TextTooLong(CopilotError):
     """A text is longer than the configured limit."""
-
-    code, status = "text_too_long", 413
 
 
 class UnknownEvent(CopilotError):
     """A Socket.IO event the protocol does not have."""
 
-    code, status = "unknown_event", 404
-
 
 class NotFound(CopilotError):
     """The thing asked for does not exist (or belongs to another tenant, which looks the same)."""
 
-    code, status = "not_found", 404
+
+class NotAuthenticated(CopilotError):
+    """An event from a connection that holds no identity here: it never connected with a token, or has left."""
 
 
-class NotReady(CopilotError):
-    """The model or another dependency is not loaded yet."""
+class AuthRequired(CopilotError):
+    """No token was given."""
 
-    code, status = "not_ready", 503
+
+class InvalidToken(CopilotError):
+    """The token is malformed or its signature does not match."""
+
+
+class TokenExpired(CopilotError):
+    """The token was valid but its time is up."""
+
+
+class Forbidden(CopilotError):
+    """The role may not do this."""
+
+
+class RateLimited(CopilotError):
+    """Too many events from one connection, agent or tenant; the event was not processed."""
+
+
+class Flooding(RateLimited):
+    """A connection kept sending after its events were refused, far beyond its limit: the transport closes it."""
+
+
+class TooManyConnections(CopilotError):
+    """One identity (tenant, agent) already holds as many open connections to this worker as it may."""
+
+
+class TooManyPending(CopilotError):
+    """Too many sessions from one address have not connected to /copilot yet."""
+
+
+class UnknownConversation(CopilotError):
+    """No such conversation for this tenant (another tenant's looks the same)."""
+
+
+class ConversationExists(CopilotError):
+    """conversation.start for an id that is already running."""
+
+
+class TooManyConversations(CopilotError):
+    """conversation.start when the tenant already has its maximum of live conversations."""
+
+
+class InvalidSnippet(CopilotError):
+    """A snippet the engine cannot take (the conversation has ended)."""
+
+
+class StoreUnavailable(CopilotError):
+    """The store cannot be reached or refuses writes (Redis out of memory, a full disk under the event log);
+    the request was not applied, so it may be retried."""
+
+
+class LibraryDamaged(StoreUnavailable):
+    """The store lost part of a tenant's library (keys evicted): it is neither served shrunk nor written to."""
+
+    def __init__(self, tenant: str, detail: str) -> None:
+        super().__init__(f"the library of tenant '{tenant}' lost keys in the store ({detail}); run Redis with "
+                         "maxmemory-policy noeviction and restore it from its append-only file: until then it "
+                         "is not loaded and edits are refused")
+
+
+class UnknownPhrasing(CopilotError):
+    """No phrasing with that id in this tenant's library."""
+
+
+class PhrasingExists(CopilotError):
+    """A phrasing with that id already exists."""
+
+
+class InvalidPhrasingError(CopilotError):
+    """A phrasing failed validation (library.phrasing's InvalidPhrasing); details carries each problem."""
+
+    def __init__(self, error: Any) -> None:
+        super().__init__(str(error))
+        self.details = error.problems
+
+
+class ImportRejected(CopilotError):
+    """A bulk import (library.files' ParsedRows) had bad rows, so nothing was imported; details lists the first."""
+
+    def __init__(self, parsed: Any) -> None:
+        listed = "" if parsed.rejected <= len(parsed.errors) else f"; the first {len(parsed.errors)} are listed"
+        super().__init__(f"{parsed.rejected} of {parsed.rows} rows rejected; nothing was imported{listed}")
+        self.details = [e.as_dict() for e in parsed.errors]
+
+
+class LibraryFull(CopilotError):
+    """The write would take the tenant's library past its size cap."""
+
+
+class PayloadTooLarge(CopilotError):
+    """A definition (an experiment) is larger than its cap."""
+
+
+class TooManyExperiments(CopilotError):
+    """The tenant already has as many experiments as it may."""
+
+
+class ExperimentRunning(CopilotError):
+    """A redefinition would rename the variants of an experiment that conversations were assigned to."""
+
+
+class Conflict(CopilotError):
+    """The library changed while writing; try again."""
+
+
+CODES: dict[type[CopilotError], tuple[str, int]] = {
+    CopilotError: ("internal_error", 500),
+    InvalidPayload: ("invalid_payload", 400),
+    TextTooLong: ("text_too_long", 413),
+    UnknownEvent: ("unknown_event", 404),
+    NotFound: ("not_found", 404),
+    NotAuthenticated: ("not_authenticated", 401),
+    AuthRequired: ("auth_required", 401),
+    InvalidToken: ("invalid_token", 401),
+    TokenExpired: ("token_expired", 401),
+    Forbidden: ("forbidden", 403),
+    RateLimited: ("rate_limited", 429),
+    TooManyConnections: ("too_many_connections", 429),
+    TooManyPending: ("too_many_pending", 429),
+    UnknownConversation: ("unknown_conversation", 404),
+    ConversationExists: ("conversation_exists", 409),
+    TooManyConversations: ("too_many_conversations", 429),
+    InvalidSnippet: ("conversation_ended", 409),
+    StoreUnavailable: ("store_unavailable", 503),
+    UnknownPhrasing: ("unknown_phrasing", 404),
+    PhrasingExists: ("phrasing_exists", 409),
+    InvalidPhrasingError: ("invalid_phrasing", 422),
+    ImportRejected: ("import_rejected", 422),
+    LibraryFull: ("library_full", 409),
+    PayloadTooLarge: ("payload_too_large", 413),
+    TooManyExperiments: ("too_many_experiments", 409),
+    ExperimentRunning: ("experiment_running", 409),
+    Conflict: ("conflict", 409),
+}
+
+# The web framework's own errors (a route that does not exist, a body too large), by HTTP status; any other
+# status answers http_error.
+HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+              500: "internal_error"}
+OTHER_HTTP_CODE = "http_error"
+
+
+def _carry_codes() -> None:
+    """Give each class in CODES its pair, so that `error.code` reads the table."""
+    for error, (code, status) in CODES.items():
+        error.code, error.status = code, status
+
+
+_carry_codes()
 
 
 def error_body(error: CopilotError) -> dict:
@@ -46,3 +194,8 @@ def error_body(error: CopilotError) -> dict:
     if details is not None:
         body["details"] = details
     return {"ok": False, "error": body}
+
+
+def internal_error_body() -> dict:
+    """The wire form of an exception that is not a CopilotError: a bug, whose details stay in the log."""
+    return error_body(CopilotError("the server failed to process this event"))

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-EVENT_MAX_ENTRIES = 1_000_000
-EVENT_MAX_AGE_DAYS = 30
+from copilot.concurrency import run_here
+
 READ_BLOCK = 1 << 16
 sync_data = getattr(os, "fdatasync", os.fsync)  # the data and the size; not the mtime, which nobody reads
 
@@ -31,8 +31,8 @@ def encode_event(event: dict[str, Any]) -> str:
     return json.dumps({"at": time.time(), **event}, ensure_ascii=False)
 
 
-def stream_append(pipe: Any, stream: str, events: list[dict[str, Any]], max_entries: int = EVENT_MAX_ENTRIES,
-                  max_age_days: float = EVENT_MAX_AGE_DAYS) -> None:
+def stream_append(pipe: Any, stream: str, events: list[dict[str, Any]], max_entries: int,
+                  max_age_days: float) -> None:
     """Queue the events on a Redis pipeline, the stream bounded by count and by age (each trim approximate, so
     cheap). XADD takes one trim strategy, so the age goes in an XTRIM MINID of its own, once per append."""
     if not events:
@@ -59,7 +59,7 @@ class FileEventLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lock = threading.Lock()
-        self.offload = offload or (lambda fn, *args: fn(*args))
+        self.offload = offload or run_here
         self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)  # no other user reads the log
         self.torn = self._ends_mid_line()  # a crash mid-write leaves a line without its newline
 
@@ -131,26 +131,3 @@ class FileEventLog:
     def close(self) -> None:
         os.close(self.fd)
 
-
-class RedisEventLog:
-    """A Redis Stream shared by every worker, bounded by count and by age."""
-
-    def __init__(self, url: str, stream: str = "copilot:events", max_entries: int = EVENT_MAX_ENTRIES,
-                 max_age_days: float = EVENT_MAX_AGE_DAYS) -> None:
-        import redis
-
-        self.redis = redis.Redis.from_url(url, decode_responses=True, socket_timeout=2, retry_on_timeout=True)
-        self.stream, self.max_entries, self.max_age_days = stream, max_entries, max_age_days
-
-    def append(self, event: dict[str, Any]) -> None:
-        self.append_all([event])
-
-    def append_all(self, events: list[dict[str, Any]]) -> None:
-        """Add the events in one MULTI/EXEC: all or none."""
-        with self.redis.pipeline() as pipe:
-            stream_append(pipe, self.stream, events, self.max_entries, self.max_age_days)
-            pipe.execute()
-
-    def read(self, limit: int = 1000) -> list[dict[str, Any]]:
-        entries = self.redis.xrevrange(self.stream, count=limit)
-        return [json.loads(fields["event"]) for _, fields in reversed(entries)]

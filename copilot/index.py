@@ -4,6 +4,8 @@ Each phrasing contributes several vectors (its text and each `use_when` example)
 scores a phrasing by its best vector. Vectors are L2-normalised, so inner product is cosine similarity.
 
     python -m copilot.index build     embed the approved shipped library into index/phrasings.faiss
+
+The command line itself (build, eval, dupes) is copilot/library/index_cli.py.
 """
 from __future__ import annotations
 
@@ -182,39 +184,7 @@ def load_or_build(phrasings, embed, folder: Path = INDEX_DIR) -> PhrasingIndex:
     return build(phrasings, embed, show_progress=False)
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
+if __name__ == "__main__":  # `python -m copilot.index`: the command line lives beside the library it reads
+    from copilot.library.index_cli import main
 
-    from copilot.cues.model import DEFAULT_GRAPH, DEFAULT_MODEL_DIR, CueModel
-    from copilot.library.files import PROMPTS_DIR, load_library
-
-    parser = argparse.ArgumentParser(prog="python -m copilot.index", description="Build the phrasing index.")
-    parser.add_argument("command", choices=["build", "eval", "dupes"])
-    parser.add_argument("--prompts", type=Path, default=PROMPTS_DIR)
-    parser.add_argument("--out", type=Path, default=INDEX_DIR)
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
-    parser.add_argument("--graph", default=DEFAULT_GRAPH, help="the graph serving runs (its embedding fills the index)")
-    args = parser.parse_args(argv)
-    phrasings = load_library(args.prompts)
-    model = CueModel(args.model, threads=2, graph=args.graph)
-    if args.command == "dupes":
-        from copilot.library.retrieval_eval import near_duplicate_report
-
-        print(json.dumps(near_duplicate_report({p.id: p for p in phrasings}, model.embed), indent=1))
-        return 0
-    if args.command == "eval":
-        from copilot.library.retrieval_eval import evaluate, format_report, read_eval
-
-        result = evaluate({p.id: p for p in phrasings}, load_or_build(phrasings, model.embed, args.out),
-                          model.embed, read_eval())
-        print(format_report(result))
-        print(json.dumps(result))
-        return 0
-    index = build(phrasings, model.embed)
-    index.save(args.out)
-    print(f"indexed {len(index)} approved phrasings of {len(phrasings)} into {args.out / 'phrasings.faiss'}")
-    return 0
-
-
-if __name__ == "__main__":
     sys.exit(main())

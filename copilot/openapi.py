@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from copilot.cues.taxonomy import CUES
-from copilot.library.phrasing import CHANNELS, STAGES, STATUSES
+from copilot.library.phrasing import CHANNELS, ID_PATTERN, STAGES, STATUSES
 
 
 def ref(name: str) -> dict:
@@ -105,7 +105,9 @@ def document() -> dict:
                 "Export the library", reply("File", {"type": "string"}, "application/yaml"),
                 params=[FORMAT, query("status", {"type": "string", "enum": list(STATUSES)})])},
             "/api/v1/audit": {"get": op("Append-only audit log", reply("Entries", {"type": "object"}), params=[
-                query("after", {"type": "integer", "minimum": 0}), query("limit", {"type": "integer", "minimum": 1})],
+                query("after", {"type": "integer", "minimum": 0}), query("limit", {"type": "integer", "minimum": 1}),
+                query("phrasing_id", {"type": "string", "pattern": f"^{ID_PATTERN.pattern}$"},
+                      "only this phrasing's entries")],
                 errors=("400", "401", "403"))},
             "/api/v1/analytics/usage": {"get": op("Usage counts", reply("Rows", {"type": "object"}), params=[
                 query("by", {"type": "string"}, "comma list of phrasing_id, cue, queue, channel"),

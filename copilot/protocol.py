@@ -1,6 +1,7 @@
-"""The Socket.IO protocol's client events and their payload rules, validated in one place (pure).
+"""The Socket.IO protocol: the client events and their payload rules, validated in one place, and the events the
+server emits with their fields (pure).
 
-The README's protocol section documents the same table; tests check the two agree.
+The README's protocol section documents the same tables; tests check they agree.
 """
 from __future__ import annotations
 
@@ -42,6 +43,17 @@ EVENTS: dict[str, dict[str, Field]] = {
     "conversation.end": {"conversation_id": Field("id")},
     "conversation.join": {"conversation_id": Field("id")},
     "token.refresh": {"token": Field("token")},
+}
+
+# Server to client, each event's payload fields as the README's table lists them (`?`: not in every payload).
+# conversation.summary carries the conversation.end ack's summary, whose fields the summary itself defines.
+SERVER_EVENTS: dict[str, tuple[str, ...]] = {
+    "cue.highlight": ("conversation_id", "snippet_id", "final", "speaker", "text", "cues", "triage_level", "tone",
+                      "line", "mode"),
+    "suggestion.push": ("conversation_id", "suggestions"),
+    "alert": ("conversation_id", "kind", "message"),
+    "handoff.note": ("conversation_id", "note", "reason", "to_queue?"),
+    "conversation.summary": (),
 }
 
 

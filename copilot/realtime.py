@@ -6,37 +6,39 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from flask import request
+from flask import Flask, request
 from flask_socketio import ConnectionRefusedError, SocketIO, join_room, leave_room
 from socketio import packet as sio_packet
 
-from copilot.errors import CopilotError, InvalidPayload, UnknownEvent, error_body
-from copilot.metrics import Metrics
-from copilot.protocol import EVENTS, validate
-from copilot.security import (
+from copilot.compat import hang_up, install_transport
+from copilot.errors import (
+    CopilotError,
     Flooding,
     Forbidden,
-    Identity,
-    Lobby,
+    InvalidPayload,
+    NotAuthenticated,
     RateLimited,
-    RateLimits,
-    TokenBucket,
     TokenExpired,
-    Tokens,
     TooManyConnections,
     TooManyPending,
-    take_together,
+    UnknownEvent,
+    error_body,
+    internal_error_body,
 )
+from copilot.metrics import Metrics
+from copilot.protocol import EVENTS, validate
+from copilot.security import AllowedOrigins, Identity, Lobby, RateLimits, TokenBucket, Tokens, take_together
 from copilot.service import CopilotService, Reply
+from copilot.settings import Settings
 
 NAMESPACE = "/copilot"
+MAX_MESSAGE_BYTES = 1_000_000  # largest Socket.IO message; a snippet is at most COPILOT_MAX_TEXT_CHARS anyway
 log = logging.getLogger("copilot.realtime")
 
 
@@ -46,8 +48,10 @@ class Connections:
     identity may hold `max_per_agent` connections here. A connection's refusals spend from a bucket of their own
     (2 x burst, refilled at 2 x burst a second): one that keeps sending past that is Flooding, and is closed."""
 
-    def __init__(self, rate: float = 20, burst: int = 40, agent_rate: float = 40, agent_burst: int = 80,
-                 tenant_rate: float = 2000, tenant_burst: int = 4000, max_per_agent: int = 32,
+    def __init__(self, rate: float = Settings.rate_per_s, burst: int = Settings.rate_burst,
+                 agent_rate: float = Settings.agent_rate_per_s, agent_burst: int = Settings.agent_rate_burst,
+                 tenant_rate: float = Settings.tenant_rate_per_s, tenant_burst: int = Settings.tenant_rate_burst,
+                 max_per_agent: int = Settings.max_connections_per_agent,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.rate, self.burst, self.clock = rate, burst, clock
         self.items: dict[str, tuple[Identity, TokenBucket, TokenBucket]] = {}  # sid -> (who, events, refusals)
@@ -89,21 +93,31 @@ class Connections:
                 if self.per_agent[key] <= 0:
                     del self.per_agent[key]
 
+    def identity(self, sid: str) -> Identity:
+        """Who a connection is; NotAuthenticated when it holds no identity here (it never connected with a token,
+        or its disconnect was handled before an event it had sent)."""
+        entry = self.items.get(sid)
+        if entry is None:
+            raise NotAuthenticated("this connection is not authenticated; reconnect with a token")
+        return entry[0]
+
     def refresh(self, sid: str, identity: Identity) -> None:
         """Carry on with a new token's identity, which must name the same tenant and agent (or Forbidden)."""
         with self.lock:
-            current, bucket, refusals = self.items[sid]
+            current = self.identity(sid)
+            _, bucket, refusals = self.items[sid]
             if (identity.tenant, identity.agent) != (current.tenant, current.agent):
                 raise Forbidden("token.refresh takes a token for the same tenant and agent; connect again "
                                 "to change who you are")
             self.items[sid] = (identity, bucket, refusals)
 
     def admit(self, sid: str, expired_ok: bool = False) -> Identity:
-        """The identity of a connection that may send one more event; RateLimited (Flooding once it has been
-        refused far too often), or TokenExpired once the connection's token has run out (the connection stays
-        open for token.refresh)."""
+        """The identity of a connection that may send one more event; NotAuthenticated, RateLimited (Flooding
+        once it has been refused far too often), or TokenExpired once the connection's token has run out (the
+        connection stays open for token.refresh)."""
         with self.lock:
-            identity, bucket, refusals = self.items[sid]
+            identity = self.identity(sid)
+            _, bucket, refusals = self.items[sid]
             try:
                 take_together([bucket, self.agents[identity.tenant, identity.agent], self.tenants[identity.tenant]])
             except RateLimited as error:
@@ -352,199 +366,6 @@ def joined(socketio: SocketIO, sid: str, on_copilot: bool) -> None:
             deadline.wake()
 
 
-class InlineReader:
-    """simple-websocket's `thread_class` for LoopWebSocket: starts nothing, because the connection's own task reads."""
-
-    name = "inline"
-
-    def __init__(self, target: Callable[[], None]) -> None:
-        pass
-
-    def start(self) -> None:
-        pass
-
-
-def serve_websockets(socketio: SocketIO, max_bytes: int) -> None:
-    """Engine.IO's WebSocket class for this server, changed in two ways; Engine.IO has no option for either.
-    - A message past max_bytes is refused (close code 1009) while it arrives. Engine.IO only checks a message's
-      size once the whole of it has been buffered, so one client could stream an endless fragmented message into
-      the worker's memory.
-    - The connection's own task reads its frames. simple-websocket starts a reader task per connection that hands
-      each message over through an event; on the event loop that task holds about 8 KB, and the hand-over is one
-      more switch per message. A silent peer times out after the ping interval and timeout."""
-    eio = socketio.server.eio
-    base = eio._async["websocket"]
-    if base is None or getattr(base, "inline", False):
-        return
-    from wsproto.frame_protocol import CloseReason
-    from wsproto.utilities import LocalProtocolError
-
-    class LoopWebSocket(base):
-        inline = True
-
-        def __init__(self, handler: Any, server: Any, **kwargs: Any) -> None:
-            super().__init__(handler, server, **kwargs)
-            self.server_args.update(max_message_size=max_bytes, thread_class=InlineReader)
-            self.received = 0
-            owner = getattr(handler, "__self__", None)  # the Engine.IO socket: hang_up cuts its connection here
-            if owner is not None:
-                owner.copilot_transport = self
-
-        def __call__(self, environ: dict, start_response: Callable) -> Any:
-            try:
-                return super().__call__(environ, start_response)
-            finally:  # what simple-websocket's reader would have done: end the connection, close its socket
-                ws = getattr(self, "ws", None)
-                if ws is not None:
-                    ws.connected = False
-                    with contextlib.suppress(OSError):  # under gevent the socket is a duplicate: shut both
-                        ws.sock.shutdown(socket.SHUT_RDWR)
-                    ws.sock.close()
-                    wsgi_input = environ.get("wsgi.input")
-                    rfile = getattr(wsgi_input, "rfile", wsgi_input)  # where simple-websocket found the socket
-                    if ws.mode == "gevent" and hasattr(rfile, "raw"):
-                        # Else gevent's server reads on, and parses what a client sent after a close by the
-                        # server as a new request: a bad-request line and a BrokenPipe traceback in the log.
-                        rfile.close()
-
-        @property
-        def socket(self) -> socket.socket:
-            """Engine.IO sets its read timeout (ping interval plus ping timeout) on this attribute where it has one:
-            a silent peer then ends wait() below."""
-            return self.ws.sock
-
-        def wait(self) -> Any:
-            """The next message, or None once the connection has ended. Every YIELD_EVERY messages the task lets
-            the others run first: a socket's recv returns at once while data waits, so a client sending in a tight
-            loop kept the loop to itself (another tenant's acks took 21-30 s)."""
-            self.received += 1
-            if self.received % YIELD_EVERY == 0:
-                eio.sleep(0)
-            ws = self.ws
-            while ws.connected and not ws.input_buffer:
-                try:
-                    data = ws.sock.recv(ws.receive_bytes)
-                    if not data:
-                        raise ConnectionResetError("closed by the peer")
-                    ws.ws.receive_data(data)
-                    ws.connected = ws._handle_events()
-                except TimeoutError:  # a silent peer: no pong within the ping interval and timeout
-                    with contextlib.suppress(Exception):
-                        ws.close(CloseReason.POLICY_VIOLATION, "no traffic within the ping timeout")
-                    ws.connected = False
-                except (OSError, LocalProtocolError):
-                    ws.connected = False
-            return ws.input_buffer.pop(0) if ws.input_buffer else None
-    eio._async = {**eio._async, "websocket": LoopWebSocket}
-
-
-YIELD_EVERY = 8  # messages a connection's reader takes in before the loop's other tasks run
-MAX_QUEUED_PACKETS = 1000  # packets waiting for one connection's writer before the connection is closed
-
-
-def hang_up(eio: Any, eio_sid: str) -> None:
-    """Close an Engine.IO session now: without waiting for its send queue to drain (a peer that does not read
-    would hold the caller up), dropping what it still queues, and cutting its TCP connection if a WebSocket."""
-    sock = eio.sockets.get(eio_sid)
-    if sock is None:
-        return
-    sock.close(wait=False, abort=True)
-    eio.sockets.pop(eio_sid, None)
-    ws = getattr(getattr(sock, "copilot_transport", None), "ws", None)
-    if ws is not None:  # its reader and writer then fail at once, and the connection's task ends
-        with contextlib.suppress(OSError):
-            ws.sock.shutdown(socket.SHUT_RDWR)
-
-
-def cap_send_queues(socketio: SocketIO, max_packets: int = MAX_QUEUED_PACKETS) -> None:
-    """Close a connection whose send queue holds max_packets: Engine.IO's queue has no bound, so a client that
-    sends but never reads grew it (and the worker, by hundreds of MB) with every acknowledgment. Engine.IO has no
-    option for it: Socket.send is replaced once, and checks the cap where its server has one."""
-    from engineio.socket import Socket
-
-    socketio.server.eio.copilot_max_queued = max_packets
-    if getattr(Socket.send, "capped", False):
-        return
-    own = Socket.send
-
-    def send(sock: Any, pkt: Any) -> None:
-        cap = getattr(sock.server, "copilot_max_queued", None)
-        if cap is None or sock.queue.qsize() < cap:
-            return own(sock, pkt)
-        if not sock.closed:
-            quiet = getattr(sock.server, "copilot_quiet", None)
-            what = f"{cap} packets waiting to be sent (the client does not read); session closed"
-            if quiet is not None:
-                quiet.report(log, what)
-            else:
-                log.warning("%s", what)
-            hang_up(sock.server, sock.sid)
-    send.capped = True
-    Socket.send = send
-
-
-class SharedPinger:
-    """Sends every connection's Engine.IO pings from one task. Engine.IO itself starts a task per connection that
-    sleeps out the ping interval, and on the event loop each sleeping task holds about 8 KB (its greenlet and
-    Python stack): a fifth of what a connection costs. Every connection waits the same interval, so appending to
-    a FIFO keeps it in due order."""
-
-    def __init__(self, eio: Any) -> None:
-        self.eio = eio
-        self.due: deque[tuple[float, Any]] = deque()
-        self.wake = eio.create_event()
-        self.task = None
-
-    def schedule(self, sock: Any) -> None:
-        """Engine.IO's Socket.schedule_ping, with the wait kept here instead of in a task of its own."""
-        if not sock.last_ping:  # the previous cycle has not ended (no PONG yet)
-            return
-        sock.last_ping = None
-        self.due.append((time.monotonic() + self.eio.ping_interval, sock))
-        if self.task is None:
-            self.task = self.eio.start_background_task(self._run)
-        self.wake.set()
-
-    def _run(self) -> None:
-        from engineio import packet
-
-        while True:
-            if not self.due:
-                self.wake.clear()
-                self.wake.wait()
-                continue
-            wait = self.due[0][0] - time.monotonic()
-            if wait > 0:
-                self.eio.sleep(wait)
-                continue
-            _, sock = self.due.popleft()
-            if sock.closing or sock.closed:
-                continue
-            sock.last_ping = time.time()
-            try:
-                sock.send(packet.Packet(packet.PING))
-            except Exception:  # one connection's failure must not stop everyone's pings
-                log.exception("ping to %s failed", sock.sid)
-
-
-def share_pings(socketio: SocketIO) -> None:
-    """Route this server's Engine.IO pings through one SharedPinger (for the event loop, where a task per
-    connection costs memory; threads keep Engine.IO's own). Engine.IO has no option for it: Socket.schedule_ping
-    is replaced once, and sends to the server's pinger where the server has one."""
-    from engineio.socket import Socket
-
-    socketio.server.eio.copilot_pinger = SharedPinger(socketio.server.eio)
-    if getattr(Socket.schedule_ping, "shared", False):
-        return
-    own = Socket.schedule_ping
-
-    def schedule_ping(sock: Any) -> None:
-        pinger = getattr(sock.server, "copilot_pinger", None)
-        return pinger.schedule(sock) if pinger is not None else own(sock)
-    schedule_ping.shared = True
-    Socket.schedule_ping = schedule_ping
-
-
 def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metrics: Metrics,
              connections: Connections) -> Connections:
     """Attach the /copilot handlers to a SocketIO server."""
@@ -553,12 +374,7 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
     @socketio.on("connect", namespace=NAMESPACE)
     def connect(auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
-        try:
-            identity = tokens.verify(token)
-            connections.add(request.sid, identity)
-        except CopilotError as error:
-            metrics.connections.labels("refused").inc()
-            raise ConnectionRefusedError(str(error), error_body(error)["error"]) from None
+        connections.add(request.sid, tokens.verify(token))
         joined(socketio, request.sid, True)
         metrics.connections.labels("accepted").inc()
 
@@ -576,8 +392,8 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
 
     def deliver(reply: Reply) -> dict:
         join_room(reply.room)  # acting on a conversation (re)joins its room, so a reconnect resumes delivery
-        for event, payload in reply.emits:
-            socketio.emit(event, payload, to=reply.room, namespace=NAMESPACE)
+        for event, payload in reply.emits:  # to every room of the reply; the caller joins only the conversation's
+            socketio.emit(event, payload, to=reply.to, namespace=NAMESPACE)
         if reply.leave:
             leave_room(reply.room)
         if reply.then:
@@ -586,22 +402,37 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
                 work()
         return reply.ack
 
-    def flooding(error: Flooding) -> dict:
+    def flooding() -> None:
         """Close a connection that kept sending after its events were refused (one short line in the log)."""
         eio_sid = socketio.server.manager.eio_sid_from_sid(request.sid, NAMESPACE)
         quiet.report(log, f"a connection kept sending after {2 * connections.burst} refusals; session closed")
         if eio_sid is not None:
             hang_up(socketio.server.eio, eio_sid)
-        metrics.errors.labels(error.code).inc()
-        return error_body(error)
+
+    @socketio.on_error(NAMESPACE)
+    def answer(error: Exception) -> dict:
+        """The one place an exception raised by a /copilot handler becomes an answer and a log line: the event's
+        acknowledgment (Flask-SocketIO acks with what this returns), or a refused connect. Anything but a
+        CopilotError is a bug: internal_error, with its traceback in the log; the connection stays."""
+        event = request.event["message"]
+        if isinstance(error, CopilotError):
+            body = error_body(error)
+            log.debug("%s answered %s: %s", event, error.code, error)
+        else:
+            body = internal_error_body()
+            log.error("unexpected error in the /copilot handler of %s", event, exc_info=error)
+        if event == "connect":
+            connections.remove(request.sid)  # it may have been counted in before the failure
+            metrics.connections.labels("refused").inc()
+            raise ConnectionRefusedError(body["error"]["message"], body["error"])
+        metrics.errors.labels(body["error"]["code"]).inc()
+        if isinstance(error, Flooding):
+            flooding()
+        return body
 
     def handler(method: Callable[[Identity, Any], Reply] | None, expired_ok: bool = False) -> Callable[..., dict]:
         def handle(*args: Any) -> dict:
             with connections.in_turn(request.sid):
-                return handle_in_turn(*args)
-
-        def handle_in_turn(*args: Any) -> dict:
-            try:
                 # Every event spends first, whatever it holds: token.refresh (no method) is allowed once the
                 # token has expired, and rate-limited as any event.
                 identity = connections.admit(request.sid, expired_ok=expired_ok or method is None)
@@ -611,18 +442,6 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
                 if payload == BINARY_PAYLOAD:
                     raise InvalidPayload("binary data is not part of this protocol; send JSON")
                 return refresh(payload) if method is None else deliver(method(identity, payload))
-            except Flooding as error:
-                return flooding(error)
-            except CopilotError as error:
-                metrics.errors.labels(error.code).inc()
-                return error_body(error)
-            except KeyError:
-                return error_body(InvalidPayload("this connection is not authenticated; reconnect with a token"))
-            except Exception:  # noqa: BLE001 - a handler must never take the worker or the connection down
-                log.exception("unexpected error in a Socket.IO handler")
-                metrics.errors.labels("internal_error").inc()
-                return {"ok": False, "error": {"code": "internal_error", "message": "the server failed to "
-                                                                                    "process this event"}}
         return handle
 
     methods = {"conversation.start": service.start, "transcript.snippet": service.snippet,
@@ -640,3 +459,20 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
         return handler(no_such_event, expired_ok=True)()  # it spends and waits its turn as a known one does
 
     return connections
+
+
+def init_app(app: Flask, settings: Settings, service: CopilotService, tokens: Tokens, metrics: Metrics) -> SocketIO:
+    """The Socket.IO server in the settings' async mode (app.extensions["socketio"]), with the transport's patches
+    (copilot.compat), the Engine.IO sessions guarded, and the /copilot handlers with each connection's, agent's
+    and tenant's rate limits (app.extensions["copilot.connections"])."""
+    socketio = SocketIO(app, async_mode=settings.async_mode, message_queue=settings.redis_url or None,
+                        cors_allowed_origins=AllowedOrigins(settings.allowed_origins),
+                        max_http_buffer_size=MAX_MESSAGE_BYTES, ping_interval=settings.ping_interval_s,
+                        ping_timeout=settings.ping_timeout_s, serializer=JsonPacket)
+    install_transport(socketio.server.eio, MAX_MESSAGE_BYTES, event_loop=settings.async_mode == "gevent")
+    guard_sessions(socketio, Lobby(settings.join_deadline_s, settings.max_pending_per_address))
+    connections = Connections(settings.rate_per_s, settings.rate_burst, settings.agent_rate_per_s,
+                              settings.agent_rate_burst, settings.tenant_rate_per_s, settings.tenant_rate_burst,
+                              settings.max_connections_per_agent)
+    app.extensions["copilot.connections"] = register(socketio, service, tokens, metrics, connections)
+    return socketio

@@ -6,7 +6,7 @@ from functools import partial
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
 from werkzeug.exceptions import HTTPException
 
-from copilot.errors import CopilotError, InvalidPayload, TextTooLong, error_body
+from copilot.errors import HTTP_CODES, OTHER_HTTP_CODE, CopilotError, InvalidPayload, TextTooLong, error_body
 from copilot.security import bearer
 from copilot.store import redis_policy
 from copilot.web import demo_enabled
@@ -16,22 +16,24 @@ api = Blueprint("api", __name__)
 
 @api.app_errorhandler(CopilotError)
 def copilot_error(error: CopilotError):
+    """A precise error of ours: its code and HTTP status from errors.CODES."""
     return jsonify(error_body(error)), error.status
 
 
 @api.app_errorhandler(HTTPException)
 def http_error(error: HTTPException):
-    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-            400: "bad_request"}.get(error.code or 500, "http_error")
-    return jsonify({"ok": False, "error": {"code": code, "message": error.description}}), error.code
+    """Werkzeug's own errors in our shape, coded by errors.HTTP_CODES. An unhandled exception arrives here as a
+    500 (internal_error) after Flask has logged its traceback."""
+    status = error.code or 500
+    code = HTTP_CODES.get(status, OTHER_HTTP_CODE)
+    return jsonify({"ok": False, "error": {"code": code, "message": error.description}}), status
 
 
 @api.app_errorhandler(RecursionError)
 def too_deep(error: RecursionError):
     """JSON nested thousands deep: Flask's parser raises RecursionError, which get_json(silent=True) lets
     through as a 500."""
-    return jsonify({"ok": False, "error": {"code": "invalid_payload",
-                                           "message": "the body is nested too deeply to read"}}), 400
+    return jsonify(error_body(InvalidPayload("the body is nested too deeply to read"))), InvalidPayload.status
 
 
 @api.get("/")
@@ -66,8 +68,8 @@ def readyz():
     detector.model.encode(["ready"])
     library = current_app.extensions["copilot.library"]
     checks = {"model": True, "index": library.shipped_index is not None and len(library.shipped_index) > 0,
-              "library_store": library.store.ping(),
-              "conversation_store": current_app.extensions["copilot.service"].store.ping()}
+              "library_store": library.ping(),
+              "conversation_store": current_app.extensions["copilot.service"].ping()}
     server = current_app.extensions["socketio"].async_mode  # gevent as served; threading only in tests' own process
     body = {"ok": all(checks.values()), "checks": checks, "server": server}
     store = current_app.extensions["copilot.service"].store

@@ -1,4 +1,5 @@
-"""Tokens, roles and tenants: who may do what, signed with the server's secret.
+"""Tokens, roles and tenants: who may do what, signed with the server's secret; rate limits; and the origin check
+and headers that guard every request.
 
 A token names a tenant, a role (agent, lead, admin) and an agent id, and expires. It is an itsdangerous
 signature over that JSON, so the server needs no session store to check it.
@@ -14,10 +15,15 @@ from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from copilot.errors import CopilotError
+from copilot.errors import AuthRequired, Forbidden, InvalidToken, RateLimited, TokenExpired, TooManyPending
+from copilot.settings import Settings
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 ROLES = ("agent", "lead", "admin")
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
@@ -26,30 +32,6 @@ TENANT_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,39}\Z")
 AGENT_PATTERN = re.compile(r"[A-Za-z0-9._@-]{1,64}\Z")
 DEFAULT_TTL_S = 12 * 3600
 SALT = "copilot-token-v1"
-
-
-class AuthRequired(CopilotError):
-    """No token was given."""
-
-    code, status = "auth_required", 401
-
-
-class InvalidToken(CopilotError):
-    """The token is malformed or its signature does not match."""
-
-    code, status = "invalid_token", 401
-
-
-class TokenExpired(CopilotError):
-    """The token was valid but its time is up."""
-
-    code, status = "token_expired", 401
-
-
-class Forbidden(CopilotError):
-    """The role may not do this."""
-
-    code, status = "forbidden", 403
 
 
 @dataclass(frozen=True)
@@ -145,12 +127,6 @@ def load_secret(configured: str, instance_dir: Path) -> str:
     return path.read_text().strip()
 
 
-class RateLimited(CopilotError):
-    """Too many events from one connection, agent or tenant; the event was not processed."""
-
-    code, status = "rate_limited", 429
-
-
 class TokenBucket:
     """A rate limit: `rate` events a second on average, bursts up to `burst`; `scope` names what it limits."""
 
@@ -176,16 +152,6 @@ class TokenBucket:
 
     def refused(self) -> RateLimited:
         return RateLimited(f"more than {self.rate:g} events a second on this {self.scope}; slow down and retry")
-
-
-class Flooding(RateLimited):
-    """A connection kept sending after its events were refused, far beyond its limit: the transport closes it."""
-
-
-class TooManyConnections(CopilotError):
-    """One identity (tenant, agent) already holds as many open connections to this worker as it may."""
-
-    code, status = "too_many_connections", 429
 
 
 def take_together(buckets: Sequence[TokenBucket]) -> None:
@@ -225,17 +191,12 @@ class RateLimits:
         return len(self.buckets)
 
 
-class TooManyPending(CopilotError):
-    """Too many sessions from one address have not connected to /copilot yet."""
-
-    code, status = "too_many_pending", 429
-
-
 class Lobby:
     """Engine.IO sessions that have not yet connected to /copilot: at most `max_per_address` per client address,
     each for at most `deadline_s`. A squatter that only answers pings is then closed (pure: the caller closes)."""
 
-    def __init__(self, deadline_s: float = 10, max_per_address: int = 64,
+    def __init__(self, deadline_s: float = Settings.join_deadline_s,
+                 max_per_address: int = Settings.max_pending_per_address,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.deadline_s, self.max_per_address, self.clock = deadline_s, max_per_address, clock
         self.waiting: dict[str, tuple[str, float]] = {}  # session -> (address, due)
@@ -278,3 +239,58 @@ class Lobby:
     def __len__(self) -> int:
         return len(self.waiting)
 
+
+
+class AllowedOrigins:
+    """Engine.IO's origin check: the server's own origin and the listed ones. A list given to Engine.IO replaces
+    its same-origin default, so COPILOT_ALLOWED_ORIGINS refused the sidebar's and the demo's own connection."""
+
+    def __init__(self, listed: tuple[str, ...] = ()) -> None:
+        self.listed = frozenset(listed)
+
+    def __call__(self, origin: str | None, environ: dict) -> bool:
+        return origin in self.listed or origin in own_origins(environ)
+
+
+def own_origins(environ: dict) -> set[str]:
+    """The origins of the page that made this request, as Engine.IO's default computes them: the request's scheme
+    (ProxyFix sets it behind COPILOT_PROXY_HOPS) and Host, and the X-Forwarded-Proto / -Host pair a browser
+    cannot set."""
+    host = environ.get("HTTP_HOST")
+    if not host:
+        return set()
+    scheme = environ.get("wsgi.url_scheme", "http")
+    origins = {f"{scheme}://{host}"}
+    if "HTTP_X_FORWARDED_PROTO" in environ or "HTTP_X_FORWARDED_HOST" in environ:
+        forwarded_scheme = environ.get("HTTP_X_FORWARDED_PROTO", scheme).split(",")[0].strip()
+        forwarded_host = environ.get("HTTP_X_FORWARDED_HOST", host).split(",")[0].strip()
+        origins.add(f"{forwarded_scheme}://{forwarded_host}")
+    return origins
+
+
+class SecurityHeaders:
+    """WSGI middleware that adds the headers every response promises (README) where a response lacks them,
+    Engine.IO's included: it answers /socket.io/ below Flask, so no after_request hook sees those responses."""
+
+    HEADERS = (("Referrer-Policy", "no-referrer"), ("X-Content-Type-Options", "nosniff"))
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict, start_response: Callable[..., Any]) -> Any:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            present = {name.lower() for name, _ in headers}
+            extra = [(name, value) for name, value in self.HEADERS if name.lower() not in present]
+            return start_response(status, list(headers) + extra, exc_info)
+        return self.app(environ, start)
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    """The WSGI middleware around everything, Engine.IO included (so call it after the Socket.IO server wraps the
+    app): ProxyFix behind COPILOT_PROXY_HOPS, so that Engine.IO and every view see the client's address and
+    scheme, then SecurityHeaders outermost, because Engine.IO answers /socket.io/ outside Flask."""
+    if settings.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
+    app.wsgi_app = SecurityHeaders(app.wsgi_app)

@@ -13,13 +13,14 @@ from typing import Any
 from copilot import conversation as engine
 from copilot.conversation import Conversation, CueSeen
 from copilot.cues.detector import CueDetector
-from copilot.errors import CopilotError, NotFound
+from copilot.errors import CopilotError, NotFound, UnknownConversation
+from copilot.library import experiments as exp
 from copilot.library.service import Library
 from copilot.metrics import Metrics
 from copilot.protocol import validate
 from copilot.redact import redact, redact_snippet
 from copilot.security import Identity
-from copilot.store import ConversationStore, UnknownConversation
+from copilot.store import ConversationStore
 from copilot.suggest import Request, Suggestion
 
 log = logging.getLogger("copilot.service")
@@ -27,15 +28,29 @@ log = logging.getLogger("copilot.service")
 
 @dataclass
 class Reply:
-    """An acknowledgment, and the events to emit to the conversation's room (which the caller joins, or leaves
-    once the conversation has ended). `then` is bookkeeping that need not delay the emits (usage counters): the
-    caller runs it after emitting and before acknowledging."""
+    """An acknowledgment, and the events to emit to its rooms: the conversation's room (which the caller joins,
+    or leaves once the conversation has ended) and any rooms `also` names (a team lead's floor, say), which it
+    never joins. `then` is bookkeeping that need not delay the emits (usage counters): the caller runs it after
+    emitting and before acknowledging."""
 
     ack: dict[str, Any]
     room: str
     emits: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     leave: bool = False
     then: list[Callable[[], None]] = field(default_factory=list)
+    also: tuple[str, ...] = ()
+
+    @property
+    def rooms(self) -> tuple[str, ...]:
+        """Every room each emit goes to, the conversation's first, each once."""
+        return tuple(dict.fromkeys((self.room, *self.also)))
+
+    @property
+    def to(self) -> str | list[str]:
+        """The rooms as Socket.IO's `to` takes them: the one room, or a list (a client in several of them gets
+        each emit once)."""
+        rooms = self.rooms
+        return rooms[0] if len(rooms) == 1 else list(rooms)
 
 
 def room(tenant: str, conversation_id: str) -> str:
@@ -77,18 +92,12 @@ class CopilotService:
             request = Request(embedding, cues, conv.channel, stage, frozenset(conv.shown), k=2,
                               counts=dict(conv.counts))
             suggestions = self.library.suggest(conv.tenant, request)
-            if conv.experiment:
-                variant = self._variant(conv)
-                if variant is not None and variant.phrasings is not None:
-                    suggestions = [s for s in suggestions if s.id in variant.phrasings]
-            return suggestions
+            variant = self.library.variant(conv.tenant, *conv.experiment) if conv.experiment else None
+            return [s for s in suggestions if variant.allows(s.id)] if variant is not None else suggestions
         except Exception:  # noqa: BLE001 - degrade the suggestion, keep the snippet
             log.exception("suggestions failed for %s/%s; the snippet is kept without them", conv.tenant, conv.id)
             self.metrics.errors.labels("suggestion_failed").inc()
             return []
-
-    def _variant(self, conv: Conversation):
-        return self.library.variant(conv.tenant, *conv.experiment)
 
     def _quietly(self, what: str, work: Callable[[], None]) -> None:
         """Bookkeeping after a change has committed (usage counts, experiment outcomes): a failure is logged and
@@ -117,7 +126,7 @@ class CopilotService:
             return
         queue, channel = where
         for s in push["suggestions"]:
-            self.library.store.count_usage(tenant, s["id"], "shown", s["cues"][0], queue, channel)
+            self.library.count_usage(tenant, s["id"], "shown", s["cues"][0], queue, channel)
         self.metrics.suggestions.labels("shown").inc(len(push["suggestions"]))
 
     # -- events -------------------------------------------------------------------------------------------------
@@ -128,11 +137,11 @@ class CopilotService:
                             locale=data.get("locale", "en"), consent=data.get("consent", True), started_at=time.time())
         assigned = self.library.assignment(who.tenant, conv.queue)  # never raises: a broken definition is skipped
         if assigned is not None:
-            conv.experiment, conv.guidance = [assigned[0], assigned[1].name], assigned[1].guidance
+            engine.join_experiment(conv, assigned[0], assigned[1].name, assigned[1].guidance)
         self.store.create(conv, [self._event(conv, "conversation.start", consent=conv.consent,
                                              experiment=conv.experiment)])
         if conv.experiment:
-            self._quietly("exposure log", partial(self.library.store.log_exposure, who.tenant, conv.experiment[0],
+            self._quietly("exposure log", partial(self.library.log_exposure, who.tenant, conv.experiment[0],
                                                   conv.experiment[1], conv.id))
         self.metrics.conversations.inc()
         return Reply({"ok": True, "conversation_id": conv.id, "experiment": conv.experiment, "guidance": conv.guidance},
@@ -163,10 +172,7 @@ class CopilotService:
             push = None
             if out.suggest_stage and analysis is not None:
                 push = self._push(conv, self._suggest(conv, out.suggest_stage, out.suggest_cues, analysis.embedding), now)
-            note = None
-            if final and "escalation_request" in [c.cue for c in cues] and "escalation_handoff" not in conv.flags:
-                conv.flags.append("escalation_handoff")
-                note = engine.handoff_note(conv)
+            note = engine.escalation_handoff(conv, cues, final)
             events = []
             if final and not out.duplicate:
                 events.append(self._event(conv, "transcript.snippet", snippet_id=sid, speaker="customer",
@@ -216,19 +222,16 @@ class CopilotService:
     def mode(self, who: Identity, payload: Any) -> Reply:
         data = validate("conversation.mode", payload, self.max_text_chars)
         conv = self._open(who, self.store.get(who.tenant, data["conversation_id"]))
-        query = None
-        if conv.mode == "verification" and data["mode"] != "verification" and conv.verification_seen_negative:
-            names = " ".join(sorted(conv.counts, key=lambda c: -conv.counts[c])).replace("_", " ")
-            query = self.detector.model.embed([f"now that you are verified, about the {names}"])[0]
+        text = engine.after_verification_query(conv, data["mode"])  # embedded here: no model work in the change
+        query = self.detector.model.embed([text])[0] if text is not None else None
         now = time.time()
 
         def change(c: Conversation):
             self._open(who, c)
-            due = engine.set_mode(c, data["mode"])
+            out = engine.on_mode(c, data["mode"])
             push = None
-            if due and query is not None and c.guidance:
-                cues = sorted(c.counts, key=lambda k: -c.counts[k])
-                push = self._push(c, self._suggest(c, "after-verification", cues, query), now)
+            if out.suggest_stage and query is not None:
+                push = self._push(c, self._suggest(c, out.suggest_stage, out.suggest_cues, query), now)
             return push, [self._event(c, "conversation.mode", mode=data["mode"])]
 
         push = self.store.update(who.tenant, data["conversation_id"], change)
@@ -261,8 +264,7 @@ class CopilotService:
             cues = self.library.get(tenant, sid).cues
         except CopilotError:
             cues = ("",)
-        cue = next((c for c in cues if c in conv.counts), cues[0])
-        self.library.store.count_usage(tenant, sid, action, cue, conv.queue, conv.channel)
+        self.library.count_usage(tenant, sid, action, engine.feedback_cue(conv, cues), conv.queue, conv.channel)
 
     def transfer(self, who: Identity, payload: Any) -> Reply:
         data = validate("conversation.transfer", payload, self.max_text_chars)
@@ -270,10 +272,7 @@ class CopilotService:
 
         def change(c: Conversation):
             self._open(who, c)
-            c.transfers = (c.transfers + [to_queue])[-engine.MAX_TRANSFERS:]
-            if to_agent and to_agent != c.agent and to_agent not in c.agents:
-                c.agents = (c.agents + [to_agent])[-engine.MAX_AGENTS:]
-            note = engine.handoff_note(c)
+            note = engine.transfer(c, to_queue, to_agent)
             return note, [self._event(c, "conversation.transfer", to_queue=to_queue, to_agent=to_agent, note=note)]
 
         note = self.store.update(who.tenant, data["conversation_id"], change)
@@ -287,9 +286,8 @@ class CopilotService:
 
         def change(c: Conversation):
             self._open(who, c)
-            if c.ended_at is not None:
+            if not engine.end(c, time.time()):
                 return engine.summary(c), []
-            c.ended_at = time.time()
             result = engine.summary(c)
             return result, [self._event(c, "conversation.end", summary={k: v for k, v in result.items()
                                                                          if k != "timeline"})]
@@ -297,10 +295,8 @@ class CopilotService:
         result = self.store.update(who.tenant, data["conversation_id"], change)
         if result.get("experiment"):
             exp_id, variant = result["experiment"]
-            self._quietly("experiment outcome", partial(
-                self.library.store.record_outcome, who.tenant, exp_id, variant, data["conversation_id"], {
-                    "shown": len(result["suggestions"]["shown"]), "used": len(result["suggestions"]["used"]),
-                    "negative": result["negative_episodes"], "resolved": result["resolved"]}))
+            self._quietly("experiment outcome", partial(self.library.record_outcome, who.tenant, exp_id, variant,
+                                                        data["conversation_id"], exp.outcome_of(result)))
         if result["emotional_resolution_rate"] is not None:
             self.metrics.resolution.observe(result["emotional_resolution_rate"])
         return Reply({"ok": True, "summary": result}, room(who.tenant, data["conversation_id"]),
@@ -321,3 +317,12 @@ class CopilotService:
                       "triage_level": conv.triage_level, "tone": engine.tone_label(conv.tones),
                       "shown": list(conv.shown), "on_screen": screen, "ended": conv.ended_at is not None},
                      room(who.tenant, conv.id))
+
+    def conversation_trends(self, tenant: str) -> dict[str, Any]:
+        """Cue mentions and emotional resolution per day, from the tenant's events (a long read: run it off the
+        loop)."""
+        return exp.conversation_trends(self.store.events(tenant=tenant), tenant)
+
+    def ping(self) -> bool:
+        """Whether the conversation store answers (for /readyz)."""
+        return self.store.ping()

@@ -10,47 +10,27 @@ store modules imports redis.
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 from copilot.conversation import Conversation
-from copilot.errors import CopilotError
-from copilot.eventlog import EVENT_MAX_AGE_DAYS, EVENT_MAX_ENTRIES, EventLog, stream_append, tenant_needle
+from copilot.errors import ConversationExists, StoreUnavailable, TooManyConversations, UnknownConversation
+from copilot.eventlog import EventLog, FileEventLog, stream_append, tenant_needle
+from copilot.settings import Settings
+
+if TYPE_CHECKING:
+    from copilot.concurrency import Pools
 
 T = TypeVar("T")
 STATE_TTL_S = 24 * 3600
-MAX_LIVE_CONVERSATIONS = 5000
 INDEX_REFRESH_S = 3600  # how stale a live conversation's score in the Redis index may get
 INDEXED = "indexed_at"  # stored beside the conversation's fields in Redis: when its index score was set
-
-
-class UnknownConversation(CopilotError):
-    """No such conversation for this tenant (another tenant's looks the same)."""
-
-    code, status = "unknown_conversation", 404
-
-
-class ConversationExists(CopilotError):
-    """conversation.start for an id that is already running."""
-
-    code, status = "conversation_exists", 409
-
-
-class TooManyConversations(CopilotError):
-    """conversation.start when the tenant already has its maximum of live conversations."""
-
-    code, status = "too_many_conversations", 429
-
-
-class StoreUnavailable(CopilotError):
-    """The store cannot be reached or refuses writes (Redis out of memory, a full disk under the event log);
-    the request was not applied, so it may be retried."""
-
-    code, status = "store_unavailable", 503
 
 
 Change = Callable[[Conversation], "tuple[T, list[dict]]"]
@@ -88,8 +68,8 @@ class MemoryConversationStore:
     anyway, so a failed change leaves no trace, and the copy costs the same one loads and one dumps.
     """
 
-    def __init__(self, log: EventLog, max_ended: int = 20_000, keep_ended_s: float = 600.0,
-                 max_live: int = MAX_LIVE_CONVERSATIONS, idle_s: float = STATE_TTL_S) -> None:
+    def __init__(self, log: EventLog, max_ended: int = 20_000, keep_ended_s: float = Settings.keep_ended_s,
+                 max_live: int = Settings.max_live_conversations, idle_s: float = STATE_TTL_S) -> None:
         self.log = log
         self.items: dict[tuple[str, str], bytes] = {}
         self.live: dict[str, OrderedDict[str, float]] = {}  # tenant -> id -> last change, least recent first
@@ -217,8 +197,8 @@ class RedisConversationStore:
     kept in the same transactions as the state: it counts them for the cap."""
 
     def __init__(self, url: str, prefix: str = "copilot", stream: str = "copilot:events",
-                 max_live: int = MAX_LIVE_CONVERSATIONS, event_max_entries: int = EVENT_MAX_ENTRIES,
-                 event_max_age_days: float = EVENT_MAX_AGE_DAYS) -> None:
+                 max_live: int = Settings.max_live_conversations, event_max_entries: int = Settings.event_max_entries,
+                 event_max_age_days: float = Settings.event_max_age_days) -> None:
         import redis
 
         self.redis = redis.Redis.from_url(url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2,
@@ -374,3 +354,27 @@ def redis_policy(url_or_client: Any) -> dict[str, Any]:
         warnings.append("appendonly is off: a Redis restart loses acknowledged state and events")
     return {"ok": policy == "noeviction", "reachable": True, "maxmemory_policy": policy, "maxmemory": maxmemory,
             "appendonly": appendonly, "can_evict": policy != "noeviction", "warnings": warnings}
+
+
+def open_conversations(settings: Settings, pools: Pools) -> ConversationStore:
+    """Live conversations in Redis (REDIS_URL) or in memory over the embedded event log. An unreachable Redis does
+    not stop the start: it may come back, and /readyz tells."""
+    if not settings.redis_url:
+        return MemoryConversationStore(FileEventLog(settings.event_log, offload=pools.log),
+                                       keep_ended_s=settings.keep_ended_s, max_live=settings.max_live_conversations)
+    conversations = RedisConversationStore(settings.redis_url, max_live=settings.max_live_conversations,
+                                           event_max_entries=settings.event_max_entries,
+                                           event_max_age_days=settings.event_max_age_days)
+    if not conversations.ping():
+        logging.getLogger("copilot").warning(
+            "copilot: Redis at %s is unreachable; conversations and the library answer store_unavailable until it "
+            "is back (/readyz says when)", redacted_url(settings.redis_url))
+    return conversations
+
+
+def redacted_url(url: str) -> str:
+    """A Redis URL without its password, for the log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()

@@ -1,5 +1,6 @@
 """Suggestion retrieval: filter vetted phrasings to the moment, score them against the customer's words, and pick
-a diverse few (maximal marginal relevance). The ranking is pure; the index is passed in.
+a diverse few (maximal marginal relevance). The ranking is pure; the index and the phrasings are passed in, and
+this module imports neither (the library imports it: importing the library back would make a cycle).
 """
 from __future__ import annotations
 
@@ -9,11 +10,26 @@ from typing import Protocol
 
 import numpy as np
 
-from copilot.library.phrasing import Phrasing
-
 CUE_MATCH_BONUS = 0.05  # per active cue a phrasing names beyond the first
 MMR_LAMBDA = 0.7  # relevance against diversity
 STRICT_STAGES = frozenset({"agent-protection", "after-verification"})
+
+
+class Candidate(Protocol):
+    """What ranking reads of a phrasing (copilot.library.phrasing.Phrasing is one)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def cues(self) -> tuple[str, ...]: ...
+    @property
+    def stage(self) -> str: ...
+    @property
+    def channels(self) -> tuple[str, ...]: ...
+    @property
+    def status(self) -> str: ...
 
 
 class VectorIndex(Protocol):
@@ -53,14 +69,14 @@ class Suggestion:
         return {"id": self.id, "text": self.text, "cues": list(self.cues), "stage": self.stage, "why": self.why}
 
 
-def eligible(phrasing: Phrasing, request: Request, stage: str | None) -> bool:
+def eligible(phrasing: Candidate, request: Request, stage: str | None) -> bool:
     """Approved, for this channel, not shown before in this conversation, matching an active cue and the stage."""
     return (phrasing.status == "approved" and request.channel in phrasing.channels
             and phrasing.id not in request.shown and bool(set(phrasing.cues) & set(request.cues))
             and (stage is None or phrasing.stage == stage))
 
 
-def candidates(library: Mapping[str, Phrasing], request: Request) -> list[Phrasing]:
+def candidates(library: Mapping[str, Candidate], request: Request) -> list[Candidate]:
     """Eligible phrasings at the requested stage; other stages only when none fit and the stage is not strict."""
     chosen = [p for p in library.values() if eligible(p, request, request.stage)]
     if not chosen and request.stage is not None and request.stage not in STRICT_STAGES:
@@ -82,7 +98,7 @@ def mmr(relevance: dict[str, float], vectors: dict[str, np.ndarray], k: int, lam
     return picked
 
 
-def reason(phrasing: Phrasing, request: Request) -> str:
+def reason(phrasing: Candidate, request: Request) -> str:
     """A short why: the cues it answers (with counts where known) and the stage."""
     parts = []
     for cue in request.cues:
@@ -93,7 +109,7 @@ def reason(phrasing: Phrasing, request: Request) -> str:
     return f"{', '.join(parts) or 'cue'}; {phrasing.stage}"
 
 
-def retrieve(library: Mapping[str, Phrasing], index: VectorIndex, request: Request) -> list[Suggestion]:
+def retrieve(library: Mapping[str, Candidate], index: VectorIndex, request: Request) -> list[Suggestion]:
     """At most k suggestions for the moment, best first, never one already shown."""
     pool = candidates(library, request)
     if not pool or request.k <= 0:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bench.servers import ROOT, RedisServer, ServerProcess, free_port  # noqa: F401 - shared with the benchmarks
+from tests.servers import ROOT, RedisServer, ServerProcess, free_port  # noqa: F401 - tests import these from here too
 
 TEST_SECRET = "test-secret-0123456789abcdef0123456789"  # at least 32 bytes, as the server requires
 
@@ -78,11 +78,13 @@ class LiveServer:
 
 @pytest.fixture
 def make_settings(tmp_path):
-    """Settings for a test server: its own instance folder and secret."""
+    """Settings for an app built in the test process (threading: gevent has not patched it), with its own
+    instance folder and secret."""
     from copilot.settings import Settings
 
     def build(**overrides):
-        values = {"instance_dir": tmp_path / "instance", "secret": TEST_SECRET, "library_sync_ms": 50}
+        values = {"instance_dir": tmp_path / "instance", "secret": TEST_SECRET, "library_sync_ms": 50,
+                  "async_mode": "threading"}
         values.update(overrides)
         return Settings(**values)
     return build
@@ -142,3 +144,14 @@ class AgentClient:
     def close(self) -> None:
         if self.sio.connected:
             self.sio.disconnect()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def library_server(request, make_settings):
+    """The app served over loopback on each store: the embedded SQLite file, then a real Redis."""
+    from copilot import create_app
+
+    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
+    live = LiveServer(create_app(make_settings(redis_url=redis_url)))
+    yield live
+    live.stop()

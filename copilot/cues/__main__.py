@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
 
         parser.add_argument("--data", type=Path, default=SHARED_DATA, help="the shared data folder")
         parser.add_argument("--goemotions", type=Path, help="GoEmotions folder (default DATA/goemotions)")
-        parser.add_argument("--cs", type=Path, help="customer-service set (default tests/data/cs_cues.jsonl)")
+        parser.add_argument("--cs", type=Path, help="customer-service set (default data/cues_eval/cs_cues.jsonl)")
         parser.add_argument("--errors", action="store_true", help="list the tweets' dev misses and the hard negatives that fire")
         run_eval(parser.parse_args(rest))
         return 0

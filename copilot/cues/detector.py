@@ -20,7 +20,7 @@ from copilot.text import normalise
 
 # In customer service a plain question is not confusion, and the model mixes up sadness and disappointment:
 # these cues fire only with our words as evidence. Chosen on the customer-service dev set
-# (tests/data/cs_cues_dev.jsonl: macro-F1 0.894 -> 0.928), never on the test set.
+# (data/cues_eval/cs_cues_dev.jsonl: macro-F1 0.894 -> 0.928), never on the test set.
 NEEDS_EVIDENCE = frozenset({"confusion", "disappointment"})
 OCCLUSION_VARIANTS = 4  # one small batch, whatever the length: windows of words grow with the text
 

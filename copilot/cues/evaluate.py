@@ -9,7 +9,7 @@ import numpy as np
 from copilot.cues.detector import CueDetector
 from copilot.cues.goemotions import read_split
 from copilot.cues.metrics import prf, span_scores
-from copilot.cues.realdata import read_jsonl
+from copilot.cues.realdata import CUES_EVAL, read_jsonl
 from copilot.cues.taxonomy import CUES, EMOTION_CUES, Span
 from copilot.cues.tune import cue_gold, gold_matrix
 
@@ -22,7 +22,7 @@ PAPER_BERT_F1 = {
     "relief": 0.15, "remorse": 0.66, "sadness": 0.49, "surprise": 0.50, "neutral": 0.68,
 }
 PAPER_BERT_MACRO = 0.46
-CS_SET = Path(__file__).resolve().parents[2] / "tests" / "data" / "cs_cues.jsonl"
+CS_SET = CUES_EVAL / "cs_cues.jsonl"
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ def hard_negatives_report(detector: CueDetector, path: Path | None = None, peers
                       (peers or {}).items()}}
 
 
-PROBES = Path(__file__).resolve().parents[2] / "tests" / "data" / "cue_probes_blind.jsonl"
+PROBES = CUES_EVAL / "cue_probes_blind.jsonl"
 
 
 def probes_report(detector: CueDetector, path: Path = PROBES) -> dict:

@@ -2,7 +2,7 @@
 our hard-negative suite.
 
 The tweets and DailyDialog are CC BY-NC-SA 4.0: they are read from the shared data folder by path, evaluated and
-calibrated on, never trained on, never copied. Our label files for the tweets (tests/data/tweets/) hold tweet ids,
+calibrated on, never trained on, never copied. Our label files for the tweets (data/cues_eval/tweets/) hold tweet ids,
 cue names and character offsets only, no tweet text; they fall under the same licence (see their README).
 """
 from __future__ import annotations
@@ -16,8 +16,9 @@ from copilot.cues.taxonomy import Span
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = ROOT.parent / "shared" / "data"
-TWEET_LABELS = ROOT / "tests" / "data" / "tweets"
-HARD_NEGATIVES = ROOT / "tests" / "data" / "hard_negatives.jsonl"
+CUES_EVAL = ROOT / "data" / "cues_eval"  # evaluation sets only: nothing here is trained on
+TWEET_LABELS = CUES_EVAL / "tweets"
+HARD_NEGATIVES = CUES_EVAL / "hard_negatives.jsonl"
 TWEETS_FILE = Path("customer-support") / "twcs_inbound_threads.csv"
 # DailyDialog's emotion ids, and the cue each maps to for the three-cue comparison (the issue's mapping).
 DAILYDIALOG_EMOTIONS = ("none", "anger", "disgust", "fear", "happiness", "sadness", "surprise")

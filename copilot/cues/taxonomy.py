@@ -64,11 +64,6 @@ class Analysis:
         return tuple(hit.cue for hit in self.cues)
 
 
-def emotion_cue_scores(emotions: Mapping[str, float]) -> dict[str, float]:
-    """Score each emotional cue as the highest probability among its GoEmotions labels."""
-    return {cue: max(emotions.get(label, 0.0) for label in labels) for cue, labels in EMOTION_CUES.items()}
-
-
 def order_hits(hits: Sequence[CueHit]) -> tuple[CueHit, ...]:
     """Hits in taxonomy order, one per cue (the highest score wins, spans merged)."""
     merged: dict[str, CueHit] = {}

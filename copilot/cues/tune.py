@@ -5,7 +5,7 @@
 What each threshold is chosen on (test halves are never read here):
 - the 28 GoEmotions labels: GoEmotions dev, per label the F1-best threshold (reported on GoEmotions test);
 - the twelve cues: the dev texts of customer service, pooled: the dev share of our customer turns
-  (data/customer_turns), our customer-service dev set (tests/data/cs_cues_dev.jsonl) and the dev half of the
+  (data/customer_turns), our customer-service dev set (data/cues_eval/cs_cues_dev.jsonl) and the dev half of the
   labelled tweets. Per emotional cue: its threshold, whether it needs our evidence words, with one support factor
   and one veto factor for all; per conversational cue: how sure the cue head must be to back an ambiguous phrase,
   to fire alone, and to let an unambiguous phrase stand;
@@ -28,7 +28,7 @@ from copilot.cues import lexicon
 from copilot.cues.goemotions import read_split
 from copilot.cues.metrics import THRESHOLD_GRID, best_thresholds, prf
 from copilot.cues.model import DEFAULT_GRAPH, DEFAULT_MODEL_DIR, CueModel, thresholds_path
-from copilot.cues.realdata import read_jsonl
+from copilot.cues.realdata import CUES_EVAL, read_jsonl
 from copilot.cues.taxonomy import CONVERSATION_CUES, CUES, EMOTION_CUES
 from copilot.text import normalise
 
@@ -38,7 +38,7 @@ HEAD_GRID = np.round(np.concatenate([np.arange(0.02, 0.2, 0.02), np.arange(0.2, 
 OVERRULE_GRID = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1)
 FALSE_ALARMS = 0.02  # DailyDialog validation: "none" utterances with an emotional cue (target on test: 3%)
 CONVERSATIONAL = 0.004  # DailyDialog validation: utterances with a conversational cue (target on test: 0.5%)
-CS_DEV = Path(__file__).resolve().parents[2] / "tests" / "data" / "cs_cues_dev.jsonl"
+CS_DEV = CUES_EVAL / "cs_cues_dev.jsonl"
 
 
 def encode_all(model: CueModel, texts: list[str], progress: bool = True):

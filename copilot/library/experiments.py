@@ -26,6 +26,10 @@ class Variant:
     guidance: bool = True
     phrasings: tuple[str, ...] | None = None
 
+    def allows(self, phrasing_id: str) -> bool:
+        """Whether this arm may show that phrasing (any, when it names none)."""
+        return self.phrasings is None or phrasing_id in self.phrasings
+
 
 @dataclass(frozen=True)
 class Experiment:
@@ -131,6 +135,12 @@ def wilson(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
     centre = (p + z * z / (2 * trials)) / denom
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def outcome_of(summary: Mapping[str, Any]) -> dict[str, int]:
+    """What an experiment keeps of an ended conversation's summary: the counts that report() sums."""
+    return {"shown": len(summary["suggestions"]["shown"]), "used": len(summary["suggestions"]["used"]),
+            "negative": summary["negative_episodes"], "resolved": summary["resolved"]}
 
 
 def report(experiment: Experiment, outcomes: Sequence[Mapping[str, Any]], exposures: int | None = None) -> dict:

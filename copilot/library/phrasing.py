@@ -93,11 +93,6 @@ class Phrasing:
         """A copy with some fields changed (validation is the caller's next step)."""
         return replace(self, **changes)
 
-    @property
-    def index_text(self) -> str:
-        """What the retrieval index embeds: the phrasing and the customer words it fits."""
-        return " ".join((self.text, *self.use_when))
-
 
 def text_problems(text: str, stage: str) -> list[str]:
     """House-rule problems of a phrasing's text, as messages a team lead can act on."""

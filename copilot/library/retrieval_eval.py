@@ -1,4 +1,4 @@
-"""Retrieval evaluation: precision@1, precision@3 and nDCG@3 on tests/data/retrieval_eval.jsonl, beside
+"""Retrieval evaluation: precision@1, precision@3 and nDCG@3 on data/retrieval/retrieval_eval.jsonl, beside
 random baselines that filter by cue alone (the issue's baseline) and by cue, channel and stage.
 
     python -m copilot.index eval
@@ -17,7 +17,9 @@ from copilot.index import PhrasingIndex
 from copilot.library.phrasing import Phrasing
 from copilot.suggest import Request, candidates, retrieve
 
-EVAL_SET = Path(__file__).resolve().parents[2] / "tests" / "data" / "retrieval_eval.jsonl"
+DATA = Path(__file__).resolve().parents[2] / "data" / "retrieval"
+EVAL_SET = DATA / "retrieval_eval.jsonl"
+PARAPHRASES = DATA / "paraphrases.jsonl"
 K = 3
 
 
@@ -67,9 +69,6 @@ def format_report(result: dict) -> str:
         row = result[name]
         lines.append(f"{name:28} {row['p@1']:6.3f} {row['p@3']:6.3f} {row['ndcg@3']:7.3f}")
     return "\n".join(lines)
-
-
-PARAPHRASES = Path(__file__).resolve().parents[2] / "tests" / "data" / "paraphrases.jsonl"
 
 
 def near_duplicate_report(library: dict[str, Phrasing], embed: Callable[[list[str]], np.ndarray],

@@ -1,4 +1,5 @@
-"""The library service: each tenant's phrasings and FAISS index, kept in step with the store.
+"""The library service: each tenant's phrasings and FAISS index, kept in step with the store, and the usage
+counts and experiments kept beside them. Callers reach both stores through it, never directly.
 
 Every tenant starts from the shipped library. Edits go to the store in one transaction, then into this worker's
 index incrementally; other workers notice the store's revision moved (checked at most every `sync_interval_s`)
@@ -13,94 +14,55 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from copilot.errors import CopilotError, NotFound
-from copilot.index import Entry, PhrasingIndex
+from copilot.concurrency import Pools, run_here
+from copilot.errors import (
+    Conflict,
+    CopilotError,
+    ExperimentRunning,
+    ImportRejected,
+    InvalidPhrasingError,
+    LibraryFull,
+    NotFound,
+    PayloadTooLarge,
+    PhrasingExists,
+    StoreUnavailable,
+    TooManyExperiments,
+    UnknownPhrasing,
+)
+from copilot.index import Entry, PhrasingIndex, load_or_build
 from copilot.library import experiments as exp
 from copilot.library.experiments import Experiment, Variant
-from copilot.library.files import MAX_LISTED_ROWS, ParsedRows, dump, parse_rows, read_rows
+from copilot.library.files import MAX_LISTED_ROWS, ParsedRows, dump, load_library, parse_rows, read_rows
 from copilot.library.phrasing import InvalidPhrasing, Phrasing, parse_phrasing
-from copilot.library.store import Change, LibraryStore, StaleRevision, pausing, run_here
+from copilot.library.store import (
+    AuditEntry,
+    Change,
+    LibraryStore,
+    RedisLibraryStore,
+    SqliteLibraryStore,
+    StaleRevision,
+    Version,
+    pausing,
+)
+from copilot.library.usage import UsageStore, usage_beside
 from copilot.security import Identity
-from copilot.store import StoreUnavailable
+from copilot.settings import Settings
 from copilot.suggest import Request, Suggestion, retrieve
+
+if TYPE_CHECKING:
+    from copilot.cues.detector import CueDetector
 
 # Cosine between two phrasings' own texts at or above which we warn of a near-duplicate. From
 # `python -m copilot.index dupes`: no two distinct approved shipped phrasings reach 0.74, while 75% of 20
-# hand-written rewordings (tests/data/paraphrases.jsonl) reach 0.78. A warning, not a refusal: the lead decides.
+# hand-written rewordings (data/retrieval/paraphrases.jsonl) reach 0.78. A warning, not a refusal: the lead decides.
 NEAR_DUPLICATE = 0.78
 EMBED_CACHE = 50_000
 EMBED_BATCH = 64
-MAX_PHRASINGS = 10_000  # per tenant: every stored phrasing, drafts and retired ones too
-MAX_EXPERIMENT_BYTES = 64 * 1024  # one experiment's JSON, as stored
-MAX_EXPERIMENTS = 50  # per tenant, active or not
 log = logging.getLogger(__name__)
-
-
-class UnknownPhrasing(CopilotError):
-    """No phrasing with that id in this tenant's library."""
-
-    code, status = "unknown_phrasing", 404
-
-
-class PhrasingExists(CopilotError):
-    """A phrasing with that id already exists."""
-
-    code, status = "phrasing_exists", 409
-
-
-class InvalidPhrasingError(CopilotError):
-    """A phrasing failed validation; details carries each problem."""
-
-    code, status = "invalid_phrasing", 422
-
-    def __init__(self, error: InvalidPhrasing) -> None:
-        super().__init__(str(error))
-        self.details = error.problems
-
-
-class ImportRejected(CopilotError):
-    """A bulk import had bad rows, so nothing was imported; details lists the first of them."""
-
-    code, status = "import_rejected", 422
-
-    def __init__(self, parsed: ParsedRows) -> None:
-        listed = "" if parsed.rejected <= len(parsed.errors) else f"; the first {len(parsed.errors)} are listed"
-        super().__init__(f"{parsed.rejected} of {parsed.rows} rows rejected; nothing was imported{listed}")
-        self.details = [e.as_dict() for e in parsed.errors]
-
-
-class LibraryFull(CopilotError):
-    """The write would take the tenant's library past its size cap."""
-
-    code, status = "library_full", 409
-
-
-class PayloadTooLarge(CopilotError):
-    """A definition (an experiment) is larger than its cap."""
-
-    code, status = "payload_too_large", 413
-
-
-class TooManyExperiments(CopilotError):
-    """The tenant already has as many experiments as it may."""
-
-    code, status = "too_many_experiments", 409
-
-
-class ExperimentRunning(CopilotError):
-    """A redefinition would rename the variants of an experiment that conversations were assigned to."""
-
-    code, status = "experiment_running", 409
-
-
-class Conflict(CopilotError):
-    """The library changed while writing; try again."""
-
-    code, status = "conflict", 409
 
 
 @dataclass
@@ -123,13 +85,14 @@ class Library:
     """Curated phrasings per tenant, their index, and retrieval over it."""
 
     def __init__(self, store: LibraryStore, embed: Callable[[list[str]], np.ndarray], shipped: list[Phrasing],
-                 shipped_index: PhrasingIndex | None = None, sync_interval_s: float = 0.25,
+                 shipped_index: PhrasingIndex | None = None,
+                 sync_interval_s: float = Settings.library_sync_ms / 1000,
                  near_duplicate: float = NEAR_DUPLICATE, offload: Callable[..., Any] | None = None,
-                 max_phrasings: int = MAX_PHRASINGS, max_experiment_bytes: int = MAX_EXPERIMENT_BYTES,
-                 max_experiments: int = MAX_EXPERIMENTS) -> None:
+                 max_phrasings: int = Settings.max_phrasings, max_experiment_bytes: int = Settings.max_experiment_bytes,
+                 max_experiments: int = Settings.max_experiments, usage: UsageStore | None = None) -> None:
         """`offload(fn, *args)` runs pure, CPU-heavy work (parsing a bulk import) off the caller's thread; the
         event-loop server passes one so that a large import does not hold up live conversations. The caps are
-        per tenant and answered with coded errors."""
+        per tenant and answered with coded errors. `usage` defaults to the one kept beside `store`."""
         self.offload = offload or run_here
         self.max_phrasings = max_phrasings
         self.max_experiment_bytes = max_experiment_bytes
@@ -137,6 +100,7 @@ class Library:
         self.experiment_cache: dict[str, tuple[float, dict[str, Experiment]]] = {}
         self.broken_logged: set[tuple[str, str, str]] = set()
         self.store = store
+        self.usage = usage if usage is not None else usage_beside(store)
         self.embed_batch = embed
         self.shipped = shipped
         self.shipped_index = shipped_index
@@ -252,6 +216,25 @@ class Library:
             raise UnknownPhrasing(f"no phrasing '{phrasing_id}' in this library")
         return phrasing
 
+    def history(self, tenant: str, phrasing_id: str) -> list[Version]:
+        """Every stored version of a current phrasing, oldest first, or UnknownPhrasing."""
+        self.get(tenant, phrasing_id)
+        return self.store.history(tenant, phrasing_id)
+
+    def audit(self, tenant: str, after: int = 0, limit: int = 100,
+              phrasing_id: str | None = None) -> list[AuditEntry]:
+        """One page of the tenant's audit log (of one phrasing, if given): the entries numbered after `after`,
+        at most `limit` of them."""
+        return self.store.audit(tenant, after, limit, phrasing_id)
+
+    def seeded(self, tenant: str) -> bool:
+        """Whether the tenant's library exists in the store yet (it is seeded on first use)."""
+        return self.store.seeded(tenant)
+
+    def ping(self) -> bool:
+        """Whether both stores answer."""
+        return self.store.ping() and self.usage.ping()
+
     # -- curation -----------------------------------------------------------------------------------------------
     def _commit(self, identity: Identity, changes: list[Change]) -> None:
         state = self.state(identity.tenant)
@@ -364,10 +347,19 @@ class Library:
             hits = state.index.search(vector, k=k)
         return [(state.phrasings[pid], score) for pid, score in hits]
 
+    # -- usage --------------------------------------------------------------------------------------------------
+    def count_usage(self, tenant: str, phrasing_id: str, action: str, cue: str, queue: str, channel: str) -> None:
+        """One more shown, used, dismissed, helpful or not_helpful for a phrasing, in its cue, queue and channel."""
+        self.usage.count_usage(tenant, phrasing_id, action, cue, queue, channel)
+
+    def usage_table(self, tenant: str, by: tuple[str, ...]) -> list[dict]:
+        """The tenant's usage counts summed by the `by` keys, with acceptance."""
+        return exp.usage_table(self.usage.usage(tenant), by)
+
     # -- experiments --------------------------------------------------------------------------------------------
     def experiments(self, tenant: str) -> dict[str, dict]:
         """The tenant's stored experiment definitions by id, as JSON objects."""
-        return self.store.experiments(tenant)
+        return self.usage.experiments(tenant)
 
     def put_experiment(self, identity: Identity, data: Any) -> Experiment:
         """Define or redefine an experiment, within the size and count caps. Once it has exposures its variant
@@ -378,9 +370,9 @@ class Library:
         if size > self.max_experiment_bytes:
             raise PayloadTooLarge(f"the experiment is {size} bytes as JSON; at most {self.max_experiment_bytes}")
         tenant = identity.tenant
-        stored = self.store.experiment(tenant, experiment.id)
+        stored = self.usage.experiment(tenant, experiment.id)
         if stored is None:
-            if self.store.experiment_count(tenant) >= self.max_experiments:
+            if self.usage.experiment_count(tenant) >= self.max_experiments:
                 raise TooManyExperiments(f"a tenant has at most {self.max_experiments} experiments; "
                                          "redefine one of them instead")
         else:
@@ -389,21 +381,30 @@ class Library:
             except CopilotError:
                 before = None  # a definition that no longer parses gives way to a valid one
             if before is not None:
-                problem = exp.redefinition_problem(before, experiment, self.store.exposure_count(tenant, experiment.id))
+                problem = exp.redefinition_problem(before, experiment, self.usage.exposure_count(tenant, experiment.id))
                 if problem:
                     raise ExperimentRunning(problem)
-        self.store.put_experiment(tenant, experiment.as_dict())
+        self.usage.put_experiment(tenant, experiment.as_dict())
         self.experiment_cache.pop(tenant, None)
         return experiment
 
+    def log_exposure(self, tenant: str, experiment_id: str, variant: str, conversation_id: str) -> None:
+        """A conversation was assigned this variant of an experiment."""
+        self.usage.log_exposure(tenant, experiment_id, variant, conversation_id)
+
+    def record_outcome(self, tenant: str, experiment_id: str, variant: str, conversation_id: str,
+                       outcome: dict[str, Any]) -> None:
+        """A conversation of an experiment ended with this outcome (what experiments.report sums)."""
+        self.usage.record_outcome(tenant, experiment_id, variant, conversation_id, outcome)
+
     def experiment_report(self, tenant: str, experiment_id: str) -> dict[str, Any]:
         """Acceptance and resolution per variant with 95% intervals, and the exposures logged."""
-        data = self.store.experiment(tenant, experiment_id)
+        data = self.usage.experiment(tenant, experiment_id)
         if data is None:
             raise NotFound(f"no experiment '{experiment_id}'")
         experiment = exp.parse_experiment(data)
-        outcomes = self.store.outcomes(tenant, experiment_id)
-        return exp.report(experiment, outcomes, self.store.exposure_count(tenant, experiment_id))
+        outcomes = self.usage.outcomes(tenant, experiment_id)
+        return exp.report(experiment, outcomes, self.usage.exposure_count(tenant, experiment_id))
 
     def _parsed_experiments(self, tenant: str) -> dict[str, Experiment]:
         """The tenant's valid experiments, read from the store at most every sync_interval_s; a broken
@@ -413,7 +414,7 @@ class Library:
         if cached is not None and now - cached[0] < self.sync_interval_s:
             return cached[1]
         parsed = {}
-        for ident, data in self.store.experiments(tenant).items():
+        for ident, data in self.usage.experiments(tenant).items():
             try:
                 parsed[ident] = exp.parse_experiment(data)
             except CopilotError as error:
@@ -455,3 +456,20 @@ class Library:
             self._log_once(tenant, experiment_id, f"experiment {experiment_id!r} of tenant {tenant!r} has no "
                                                   f"variant {variant_name!r} any more: no variant applied")
         return variant
+
+
+def open_library(settings: Settings, detector: CueDetector, pools: Pools) -> Library:
+    """Each tenant's phrasings over the shipped library and its prebuilt index, in Redis or the embedded file."""
+    if settings.redis_url:
+        store: LibraryStore = RedisLibraryStore(settings.redis_url)
+    else:
+        store = SqliteLibraryStore(settings.library_db, offload=pools.bulk)
+
+    def embed(texts: list[str]) -> np.ndarray:
+        """A bulk approval embeds thousands of texts: on its own thread, not queued ahead of live snippets."""
+        return pools.bulk(detector.model.embed_here, texts) if pools.bulk else detector.model.embed(texts)
+    shipped = load_library()
+    return Library(store, embed, shipped, load_or_build(shipped, detector.model.embed),
+                   sync_interval_s=settings.library_sync_ms / 1000, offload=pools.python,
+                   max_phrasings=settings.max_phrasings, max_experiment_bytes=settings.max_experiment_bytes,
+                   max_experiments=settings.max_experiments)

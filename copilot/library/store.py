@@ -1,11 +1,12 @@
-"""Durable storage of each tenant's library, its versions and audit log, usage counts and experiments.
+"""Durable storage of each tenant's library: its phrasings, their versions and the audit log.
 
 Two implementations behind one interface:
 - SqliteLibraryStore, the embedded default: one file, WAL, synchronous=FULL; every write is one transaction, so a
   crash mid-import leaves the library as it was.
-- RedisLibraryStore, for scale-out: every write is one MULTI/EXEC transaction guarded by WATCH on the tenant's
-  revision, so workers never interleave half-writes.
-Workers learn of changes by comparing the tenant's revision and reading the ids changed since theirs.
+- RedisLibraryStore, for scale-out: every write is one Lua script checked against the tenant's revision, so
+  workers never interleave half-writes.
+Workers learn of changes by comparing the tenant's revision and reading the ids changed since theirs. Usage counts
+and experiments live beside the library, in the same file or Redis, behind their own interface (library/usage.py).
 """
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from copilot.concurrency import run_here
+from copilot.errors import LibraryDamaged, StoreUnavailable
 from copilot.library.phrasing import Phrasing, parse_phrasing
-from copilot.store import StoreUnavailable
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -31,15 +33,6 @@ log = logging.getLogger(__name__)
 
 class StaleRevision(RuntimeError):
     """Another writer changed the library between read and write; the caller may retry."""
-
-
-class LibraryDamaged(StoreUnavailable):
-    """The store lost part of a tenant's library (keys evicted): it is neither served shrunk nor written to."""
-
-    def __init__(self, tenant: str, detail: str) -> None:
-        super().__init__(f"the library of tenant '{tenant}' lost keys in the store ({detail}); run Redis with "
-                         "maxmemory-policy noeviction and restore it from its append-only file: until then it "
-                         "is not loaded and edits are refused")
 
 
 @dataclass(frozen=True)
@@ -82,11 +75,8 @@ class Version:
         return {**self.phrasing.as_dict(), "at": self.at, "actor": self.actor}
 
 
-USAGE_ACTIONS = ("shown", "used", "dismissed", "helpful", "not_helpful")
-
-
 class LibraryStore(Protocol):
-    """What the library service needs of storage."""
+    """What the library service needs to keep phrasings, their versions and their audit."""
 
     def tenants(self) -> list[str]: ...
     def seeded(self, tenant: str) -> bool: ...
@@ -96,23 +86,9 @@ class LibraryStore(Protocol):
     def history(self, tenant: str, phrasing_id: str) -> list[Version]: ...
     def commit(self, tenant: str, changes: list[Change], expected_revision: int | None = None) -> int: ...
     def changes_since(self, tenant: str, revision: int) -> set[str]: ...
-    def audit(self, tenant: str, after: int = 0, limit: int = 100) -> list[AuditEntry]: ...
-    def count_usage(self, tenant: str, phrasing_id: str, action: str, cue: str, queue: str, channel: str) -> None: ...
-    def usage(self, tenant: str) -> list[dict[str, Any]]: ...
-    def put_experiment(self, tenant: str, experiment: dict) -> None: ...
-    def experiments(self, tenant: str) -> dict[str, dict]: ...
-    def experiment(self, tenant: str, experiment_id: str) -> dict | None: ...
-    def experiment_count(self, tenant: str) -> int: ...
-    def log_exposure(self, tenant: str, experiment: str, variant: str, conversation: str) -> None: ...
-    def exposure_count(self, tenant: str, experiment: str) -> int: ...
-    def record_outcome(self, tenant: str, experiment: str, variant: str, conversation: str, outcome: dict) -> None: ...
-    def outcomes(self, tenant: str, experiment: str) -> list[dict]: ...
+    def audit(self, tenant: str, after: int = 0, limit: int = 100,
+              phrasing_id: str | None = None) -> list[AuditEntry]: ...
     def ping(self) -> bool: ...
-
-
-def run_here(fn: Callable[..., T], *args: Any) -> T:
-    """The default `offload`: run on the calling thread."""
-    return fn(*args)
 
 
 def pausing(items: Iterable[T], every: int = 200) -> Iterator[T]:
@@ -148,6 +124,26 @@ def unavailable_on_store_errors(method: Callable[..., T]) -> Callable[..., T]:
     return guarded
 
 
+class SqliteFile:
+    """One SQLite file (WAL, synchronous=FULL) and its one connection, shared by the stores kept in it. `lock`
+    lets one thread at a time use the connection: a write waits on it (a yield under gevent) rather than in
+    SQLite's busy wait, which would hold the event loop while a bulk commit is written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.RLock()
+        self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
+        os.chmod(self.path, 0o640)  # SQLite gives its -wal and -shm files the same mode
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+
+    def rows(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
+        """The rows a statement returns, run under the lock."""
+        with self.lock:
+            return self.db.execute(sql, tuple(args)).fetchall()
+
+
 class SqliteLibraryStore:
     """The embedded default: a single SQLite file, safe across threads and processes."""
 
@@ -160,13 +156,7 @@ class SqliteLibraryStore:
     CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT, revision INTEGER,
         at REAL, actor TEXT, action TEXT, id TEXT, before TEXT, after TEXT);
     CREATE INDEX IF NOT EXISTS audit_tenant ON audit (tenant, seq);
-    CREATE TABLE IF NOT EXISTS usage (tenant TEXT, phrasing_id TEXT, action TEXT, cue TEXT, queue TEXT,
-        channel TEXT, count INTEGER NOT NULL, PRIMARY KEY (tenant, phrasing_id, action, cue, queue, channel));
-    CREATE TABLE IF NOT EXISTS experiments (tenant TEXT, id TEXT, data TEXT NOT NULL, PRIMARY KEY (tenant, id));
-    CREATE TABLE IF NOT EXISTS exposures (seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT, experiment TEXT,
-        variant TEXT, conversation TEXT, at REAL);
-    CREATE TABLE IF NOT EXISTS outcomes (tenant TEXT, experiment TEXT, conversation TEXT, variant TEXT,
-        data TEXT NOT NULL, PRIMARY KEY (tenant, experiment, conversation));
+    CREATE INDEX IF NOT EXISTS audit_phrasing ON audit (tenant, id, seq);
     """
 
     BULK = 200  # a commit of at least this many changes is written through `offload`
@@ -176,19 +166,13 @@ class SqliteLibraryStore:
         """`offload(fn, *args)` runs a large commit's write off the caller's thread: on the event loop, a
         3,000-phrasing transaction and its fsync would hold every conversation up for a few hundred ms. The
         caller holds self.lock meanwhile, so the connection is never used by two threads at once."""
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = SqliteFile(path)
+        self.path, self.lock, self.db = self.file.path, self.file.lock, self.file.db
         self.offload = offload or run_here
-        self.lock = threading.RLock()
-        self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
-        os.chmod(self.path, 0o640)  # SQLite gives its -wal and -shm files the same mode
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(self.SCHEMA)
 
     def _rows(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
-        with self.lock:
-            return self.db.execute(sql, tuple(args)).fetchall()
+        return self.file.rows(sql, args)
 
     def tenants(self) -> list[str]:
         return [r[0] for r in self._rows("SELECT tenant FROM tenants ORDER BY tenant")]
@@ -257,64 +241,14 @@ class SqliteLibraryStore:
     def changes_since(self, tenant: str, revision: int) -> set[str]:
         return {r[0] for r in self._rows("SELECT id FROM current WHERE tenant = ? AND revision > ?", (tenant, revision))}
 
-    def audit(self, tenant: str, after: int = 0, limit: int = 100) -> list[AuditEntry]:
+    def audit(self, tenant: str, after: int = 0, limit: int = 100,
+              phrasing_id: str | None = None) -> list[AuditEntry]:
+        one = "" if phrasing_id is None else " AND id = ?"
         rows = self._rows("SELECT seq, revision, at, actor, action, id, before, after FROM audit "
-                          "WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?", (tenant, after, limit))
+                          f"WHERE tenant = ? AND seq > ?{one} ORDER BY seq LIMIT ?",
+                          (tenant, after, *(() if phrasing_id is None else (phrasing_id,)), limit))
         return [AuditEntry(s, r, at, actor, action, pid, json.loads(b) if b else None, json.loads(a) if a else None)
                 for s, r, at, actor, action, pid, b, a in rows]
-
-    @unavailable_on_store_errors
-    def count_usage(self, tenant: str, phrasing_id: str, action: str, cue: str, queue: str, channel: str) -> None:
-        with self.lock:
-            self.db.execute("INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT DO UPDATE SET count = count + 1",
-                            (tenant, phrasing_id, action, cue, queue, channel))
-
-    def usage(self, tenant: str) -> list[dict[str, Any]]:
-        rows = self._rows("SELECT phrasing_id, action, cue, queue, channel, count FROM usage WHERE tenant = ?",
-                          (tenant,))
-        return [dict(zip(("phrasing_id", "action", "cue", "queue", "channel", "count"), r)) for r in rows]
-
-    @unavailable_on_store_errors
-    def put_experiment(self, tenant: str, experiment: dict) -> None:
-        with self.lock:
-            self.db.execute("INSERT OR REPLACE INTO experiments VALUES (?, ?, ?)",
-                            (tenant, experiment["id"], json.dumps(experiment)))
-
-    def experiments(self, tenant: str) -> dict[str, dict]:
-        return {i: json.loads(d) for i, d in self._rows("SELECT id, data FROM experiments WHERE tenant = ?", (tenant,))}
-
-    def experiment(self, tenant: str, experiment_id: str) -> dict | None:
-        rows = self._rows("SELECT data FROM experiments WHERE tenant = ? AND id = ?", (tenant, experiment_id))
-        return json.loads(rows[0][0]) if rows else None
-
-    def experiment_count(self, tenant: str) -> int:
-        return self._rows("SELECT COUNT(*) FROM experiments WHERE tenant = ?", (tenant,))[0][0]
-
-    @unavailable_on_store_errors
-    def log_exposure(self, tenant: str, experiment: str, variant: str, conversation: str) -> None:
-        with self.lock:
-            self.db.execute("INSERT INTO exposures (tenant, experiment, variant, conversation, at) VALUES (?, ?, ?, ?, ?)",
-                            (tenant, experiment, variant, conversation, time.time()))
-
-    def exposures(self, tenant: str, experiment: str) -> list[dict]:
-        rows = self._rows("SELECT variant, conversation, at FROM exposures WHERE tenant = ? AND experiment = ? "
-                          "ORDER BY seq", (tenant, experiment))
-        return [{"variant": v, "conversation": c, "at": at} for v, c, at in rows]
-
-    def exposure_count(self, tenant: str, experiment: str) -> int:
-        return self._rows("SELECT COUNT(*) FROM exposures WHERE tenant = ? AND experiment = ?",
-                          (tenant, experiment))[0][0]
-
-    @unavailable_on_store_errors
-    def record_outcome(self, tenant: str, experiment: str, variant: str, conversation: str, outcome: dict) -> None:
-        with self.lock:
-            self.db.execute("INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?)",
-                            (tenant, experiment, conversation, variant, json.dumps(outcome)))
-
-    def outcomes(self, tenant: str, experiment: str) -> list[dict]:
-        rows = self._rows("SELECT variant, conversation, data FROM outcomes WHERE tenant = ? AND experiment = ?",
-                          (tenant, experiment))
-        return [{"variant": v, "conversation": c, **json.loads(d)} for v, c, d in rows]
 
     def ping(self) -> bool:
         return bool(self._rows("SELECT 1"))
@@ -356,13 +290,20 @@ return {0, rev, 0, 0}
 # 0-1, 0-2, ... so that a page of the audit is one XRANGE; a stream written before that keeps its own ids.
 
 
+def redis_client(url: str) -> Any:
+    """A Redis client as the library's stores use it: text replies, a 5 s timeout, health checks."""
+    import redis
+
+    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=5, health_check_interval=30)
+
+
 class RedisLibraryStore:
-    """The shared store for scale-out. Keys live under `{prefix}:{tenant}:...`."""
+    """The shared store for scale-out. Keys live under `{prefix}:lib:{tenant}:...`."""
 
     def __init__(self, url: str, prefix: str = "copilot") -> None:
         import redis
 
-        self.redis = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5, health_check_interval=30)
+        self.redis = redis_client(url)
         self.unavailable_errors = (redis.RedisError,)
         self.prefix = prefix
 
@@ -443,22 +384,32 @@ class RedisLibraryStore:
         return {pid for batch in batches for pid in json.loads(batch)}
 
     @unavailable_on_store_errors
-    def audit(self, tenant: str, after: int = 0, limit: int = 100) -> list[AuditEntry]:
-        """One page of the audit log: the entries numbered after `after`, read with one bounded XRANGE."""
-        key = self.key(tenant, "audit")
-        page = self.redis.xrange(key, min=f"(0-{after}" if after else "-", max="+", count=limit)
+    def audit(self, tenant: str, after: int = 0, limit: int = 100,
+              phrasing_id: str | None = None) -> list[AuditEntry]:
+        """One page of the audit log: the entries numbered after `after`, read with one bounded XRANGE; one
+        phrasing's entries are read in chunks from there (a stream has no index by phrasing)."""
+        key, chunk = self.key(tenant, "audit"), 1000
+        page = self.redis.xrange(key, min=f"(0-{after}" if after else "-", max="+",
+                                 count=limit if phrasing_id is None else chunk)
         if page and not page[0][0].startswith("0-"):
-            return self._audit_by_position(key, after, limit)
-        return [self._audit_entry(int(entry_id.split("-")[1]), fields) for entry_id, fields in page]
+            return self._audit_by_position(key, after, limit, phrasing_id, chunk)
+        out = []
+        while True:
+            out += [self._audit_entry(int(entry_id.split("-")[1]), fields) for entry_id, fields in page
+                    if phrasing_id is None or fields["id"] == phrasing_id]
+            if phrasing_id is None or len(out) >= limit or len(page) < chunk:
+                return out[:limit]
+            page = self.redis.xrange(key, min=f"({page[-1][0]}", max="+", count=chunk)
 
-    def _audit_by_position(self, key: str, after: int, limit: int, chunk: int = 1000) -> list[AuditEntry]:
+    def _audit_by_position(self, key: str, after: int, limit: int, phrasing_id: str | None = None,
+                           chunk: int = 1000) -> list[AuditEntry]:
         """A stream written before entries were numbered: counted from its start, but only up to the page."""
         out, seq, start = [], 0, "-"
         while len(out) < limit:
             entries = self.redis.xrange(key, min=start, max="+", count=chunk)
             for _, fields in entries:
                 seq += 1
-                if seq > after:
+                if seq > after and (phrasing_id is None or fields["id"] == phrasing_id):
                     out.append(self._audit_entry(seq, fields))
                     if len(out) >= limit:
                         break
@@ -472,59 +423,6 @@ class RedisLibraryStore:
         return AuditEntry(seq, int(fields["revision"]), float(fields["at"]), fields["actor"], fields["action"],
                           fields["id"], json.loads(fields["before"]) if fields["before"] else None,
                           json.loads(fields["after"]) if fields["after"] else None)
-
-    @unavailable_on_store_errors
-    def count_usage(self, tenant: str, phrasing_id: str, action: str, cue: str, queue: str, channel: str) -> None:
-        self.redis.hincrby(self.key(tenant, "usage"), "\t".join((phrasing_id, action, cue, queue, channel)), 1)
-
-    @unavailable_on_store_errors
-    def usage(self, tenant: str) -> list[dict[str, Any]]:
-        out = []
-        for field, count in self.redis.hgetall(self.key(tenant, "usage")).items():
-            values = field.split("\t")
-            out.append({**dict(zip(("phrasing_id", "action", "cue", "queue", "channel"), values)), "count": int(count)})
-        return out
-
-    @unavailable_on_store_errors
-    def put_experiment(self, tenant: str, experiment: dict) -> None:
-        self.redis.hset(self.key(tenant, "experiments"), experiment["id"], json.dumps(experiment))
-
-    @unavailable_on_store_errors
-    def experiments(self, tenant: str) -> dict[str, dict]:
-        return {i: json.loads(d) for i, d in self.redis.hgetall(self.key(tenant, "experiments")).items()}
-
-    @unavailable_on_store_errors
-    def experiment(self, tenant: str, experiment_id: str) -> dict | None:
-        data = self.redis.hget(self.key(tenant, "experiments"), experiment_id)
-        return json.loads(data) if data else None
-
-    @unavailable_on_store_errors
-    def experiment_count(self, tenant: str) -> int:
-        return int(self.redis.hlen(self.key(tenant, "experiments")))
-
-    @unavailable_on_store_errors
-    def log_exposure(self, tenant: str, experiment: str, variant: str, conversation: str) -> None:
-        self.redis.xadd(self.key(tenant, "exposures", experiment),
-                        {"variant": variant, "conversation": conversation, "at": time.time()})
-
-    @unavailable_on_store_errors
-    def exposures(self, tenant: str, experiment: str) -> list[dict]:
-        return [{"variant": f["variant"], "conversation": f["conversation"], "at": float(f["at"])}
-                for _, f in self.redis.xrange(self.key(tenant, "exposures", experiment))]
-
-    @unavailable_on_store_errors
-    def exposure_count(self, tenant: str, experiment: str) -> int:
-        return int(self.redis.xlen(self.key(tenant, "exposures", experiment)))
-
-    @unavailable_on_store_errors
-    def record_outcome(self, tenant: str, experiment: str, variant: str, conversation: str, outcome: dict) -> None:
-        self.redis.hset(self.key(tenant, "outcomes", experiment), conversation,
-                        json.dumps({"variant": variant, **outcome}))
-
-    @unavailable_on_store_errors
-    def outcomes(self, tenant: str, experiment: str) -> list[dict]:
-        return [{"conversation": c, **json.loads(d)}
-                for c, d in self.redis.hgetall(self.key(tenant, "outcomes", experiment)).items()]
 
     def ping(self) -> bool:
         try:

@@ -13,17 +13,20 @@ from pathlib import Path
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from copilot.errors import NotFound, error_body
-from copilot.security import RateLimited, TokenBucket
+from copilot.errors import NotFound, RateLimited, error_body
+from copilot.security import TokenBucket
+from copilot.web.legend import legend
 
 STATIC = Path(__file__).parent / "static"
 web = Blueprint("web", __name__, static_folder="static", static_url_path="/web/static", template_folder="templates")
 DEMO_TENANT = "demo"
+LEGEND = legend()
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
 # A CSP source is scheme://host[:port]; anything else (a space, ';', a quote) would add or break a directive.
 ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[A-Za-z0-9.\-\[\]:]+")
 # No 'unsafe-inline' anywhere: every script and style is a file under /web/static. 'self' in connect-src covers
-# the page's own ws:// and wss:// origin (CSP Level 3), which is the only server the sidebar talks to.
+# the page's own ws:// and wss:// origin (CSP Level 3), which is the only server the sidebar talks to. The one
+# inline <script> is the legend's JSON data block, which no browser runs.
 PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; object-src 'none'; "
                "base-uri 'none'; form-action 'self'")
 
@@ -83,9 +86,15 @@ def _limits(state) -> None:
     state.app.extensions["copilot.demo_token_limits"] = AddressLimits()
 
 
+@web.context_processor
+def page_legend() -> dict:
+    """Every page template may include _legend.html, the cue and stage metadata its scripts read."""
+    return {"legend": LEGEND}
+
+
 @web.after_app_request
 def security_headers(response: Response) -> Response:
-    """HTML pages get the CSP (Referrer-Policy and nosniff go on every response: copilot.SecurityHeaders)."""
+    """HTML pages get the CSP (Referrer-Policy and nosniff go on every response: copilot.security.SecurityHeaders)."""
     if response.mimetype == "text/html":
         response.headers["Content-Security-Policy"] = page_policy(
             current_app.config["COPILOT_SETTINGS"].allowed_origins)

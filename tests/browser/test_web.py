@@ -114,6 +114,9 @@ def test_sidebar_alone_joins_with_a_fragment_token_shows_highlights_and_wipes_th
     box = mark.bounding_box()
     assert mark.is_visible() and box["width"] > 10 and box["height"] > 8 and box["x"] + box["width"] <= 360
     assert box["y"] + box["height"] <= 760  # in view, not below the fold
+    # Tinted with the legend's colour for anxiety, in the dark theme: not the page's own background.
+    painted = mark.evaluate("m => [getComputedStyle(m).backgroundColor, getComputedStyle(document.body).backgroundColor]")
+    assert painted[0] != painted[1] and painted[0] not in ("rgba(0, 0, 0, 0)", "transparent"), painted
     chip = page.locator('.chip[data-cue="anxiety"]')
     assert chip.is_visible() and chip.inner_text() == "Anxiety x1"
     line = page.locator("#tone-line").bounding_box()
@@ -468,3 +471,82 @@ def test_console_clears_a_wrong_token_message_once_a_good_token_loads(server, pa
     page.click("#login button")
     page.locator("#phrasings tbody tr").first.wait_for()
     expect(message).to_have_text("")
+
+
+# Issue #14: the console reads the audit of the phrasing it shows, every fetch fails visibly, reconnects spread out.
+
+LATE = {"id": "aaa-late-phrasing", "text": "Which part of this would help most to go through together?",
+        "cues": ["confusion"], "stage": "investigate", "channels": ["chat"],
+        "use_when": ["I don't get what this letter says", "what does this even mean"]}
+
+
+def login_console(server, page, tenant):
+    page.goto(server.url + "/console")
+    page.fill("#token", Tokens(SECRET).issue(tenant, "lead", "lee"))
+    page.click("#login button")
+    page.locator("#phrasings tbody tr").first.wait_for()
+
+
+def test_console_shows_the_audit_trail_of_a_phrasing_created_after_a_thousand_other_audit_entries(server, page):
+    tenant, headers = "auditlong", lead_headers("auditlong")
+    url = server.url + "/api/v1"
+    ids = [p["id"] for p in requests.get(url + "/phrasings", headers=headers, timeout=30).json()["phrasings"]]
+    for _ in range(1000 // (2 * len(ids)) + 1):  # retire and restore the whole library until 1,000 entries precede
+        for action in ("retire", "restore"):
+            assert requests.post(url + "/phrasings/bulk", json={"action": action, "ids": ids}, headers=headers,
+                                 timeout=60).json()["ok"]
+    assert requests.post(url + "/phrasings", json=LATE, headers=headers, timeout=30).status_code == 201
+    edited = requests.patch(url + f"/phrasings/{LATE['id']}", json={"notes": "for the tariff letters"},
+                            headers=headers, timeout=30)
+    assert edited.status_code == 200, edited.text
+    first = requests.get(url + "/audit?limit=1000", headers=headers, timeout=30).json()["entries"]
+    assert len(first) == 1000 and LATE["id"] not in {e["phrasing_id"] for e in first}  # what the console used to read
+    login_console(server, page, tenant)
+    page.click(f'#phrasings tr[data-phrasing-id="{LATE["id"]}"]')
+    rows = page.locator("#audit li")
+    expect(rows).to_have_count(2)
+    rows.last.scroll_into_view_if_needed()
+    for row, action in zip(rows.all(), ("create", "edit")):
+        expect(row).to_be_visible()
+        expect(row).to_be_in_viewport()
+        expect(row).to_contain_text(f"lee · {action}")
+        box = row.bounding_box()
+        assert box["width"] > 100 and box["height"] >= 10, box
+    shot(page, "console-audit-late-phrasing")
+
+
+def test_console_says_in_place_when_a_phrasings_audit_trail_cannot_be_read(server, page):
+    login_console(server, page, "acme")
+    page.route("**/api/v1/audit*", lambda route: route.abort())
+    page.locator("#phrasings tbody tr").first.click()
+    problem = page.locator("#audit li.load-error")
+    expect(problem).to_have_text(
+        "Could not load the audit trail: The server cannot be reached. Check the connection, then try again.")
+    problem.scroll_into_view_if_needed()
+    expect(problem).to_be_in_viewport()
+    expect(page.locator("#versions li").first).to_be_visible()  # the versions still came
+    box = problem.bounding_box()
+    assert box["width"] > 100 and box["height"] >= 10, box
+
+
+def test_the_demo_says_it_could_not_start_when_its_token_cannot_be_fetched(server, page):
+    page.route("**/demo/token", lambda route: route.fulfill(
+        status=429, content_type="application/json", headers={"Retry-After": "6"},
+        body=json.dumps({"ok": False, "error": {"code": "rate_limited", "message": "too many demo tokens"}})))
+    page.goto(server.url + "/demo")
+    problem = page.locator("#problem")
+    expect(problem).to_have_text("The demo could not start: too many demo tokens")
+    expect(problem).to_be_in_viewport()
+    assert problem.bounding_box()["height"] > 20
+
+
+def test_sidebar_reconnect_delays_grow_stay_capped_and_are_spread_at_random(server, page):
+    page.goto(server.url + "/sidebar")
+    attempts, middles = [0, 1, 2, 3, 10, 40], [500, 1000, 2000, 4000, 10000, 10000]
+    delays = page.evaluate("""attempts => {
+        const s = new window.CopilotSocket({ token: "t" });
+        return attempts.map(a => Array.from({ length: 200 }, () => s.reconnectDelay(a)));
+    }""", attempts)
+    for attempt, middle, got in zip(attempts, middles, delays):
+        assert all(middle * 0.5 <= d <= middle * 1.5 for d in got), (attempt, min(got), max(got))
+        assert max(got) - min(got) > middle * 0.5, (attempt, "not spread")  # 200 draws cover most of +-50 %

@@ -7,19 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.servers import free_port
 from copilot.conversation import Conversation
+from copilot.errors import ConversationExists, StoreUnavailable, TooManyConversations, UnknownConversation
 from copilot.eventlog import FileEventLog
-from copilot.store import (
-    STATE_TTL_S,
-    ConversationExists,
-    MemoryConversationStore,
-    RedisConversationStore,
-    StoreUnavailable,
-    TooManyConversations,
-    UnknownConversation,
-    redis_policy,
-)
+from copilot.store import STATE_TTL_S, MemoryConversationStore, RedisConversationStore, redis_policy
+from tests.servers import free_port
 
 
 @pytest.fixture(params=["memory", "redis"])

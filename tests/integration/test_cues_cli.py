@@ -51,7 +51,7 @@ def small_data(folder):
             "this makes no sense to me\t6\ta4"]
     (go / "test.tsv").write_text("\n".join(rows) + "\n")
     ids = [json.loads(line)["tweet_id"] for half in ("dev", "test")
-           for line in (ROOT / "tests" / "data" / "tweets" / f"{half}.jsonl").read_text().splitlines()]
+           for line in (ROOT / "data" / "cues_eval" / "tweets" / f"{half}.jsonl").read_text().splitlines()]
     made_up = ["still no reply, third time I've asked", "where is the store?", "thanks, all sorted", "ugh AGAIN"]
     cs = folder / "customer-support"
     cs.mkdir()

@@ -14,9 +14,9 @@ import pytest
 import requests
 import yaml
 
-from bench.servers import stop_process
 from copilot.security import Tokens
 from tests.conftest import ROOT, AgentClient, RedisServer, ServerProcess, free_port
+from tests.servers import stop_process
 
 DEPLOY = ROOT / "deploy"
 SECRET = "deploy-test-secret-0123456789abcdef0123"

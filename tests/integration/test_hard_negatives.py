@@ -1,4 +1,4 @@
-"""The hard-negative suite (tests/data/hard_negatives.jsonl): everyday utterances that hold a detector's trigger
+"""The hard-negative suite (data/cues_eval/hard_negatives.jsonl): everyday utterances that hold a detector's trigger
 words in an innocent sense ("the briefcase", "bus terminal", "4 foot by 3 foot", "I'm afraid I can't make it").
 They were written by someone who had not written the detector, with no cue in them, and are never trained or tuned
 on. The served detector must stay quiet on nearly all of them."""

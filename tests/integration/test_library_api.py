@@ -4,21 +4,17 @@ import time
 import pytest
 import requests
 
-from copilot import create_app
 from copilot.security import Tokens
-from tests.conftest import TEST_SECRET, LiveServer
+from tests.conftest import TEST_SECRET
 
 NEW = {"id": "frustration-investigate-77", "text": "What would a good outcome look like for you today?",
        "cues": ["frustration", "churn_risk"], "stage": "investigate", "channels": ["chat", "voice"],
        "use_when": ["I've had enough of this", "sort it or I'm leaving"]}
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def server(request, make_settings):
-    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
-    live = LiveServer(create_app(make_settings(redis_url=redis_url)))
-    yield live
-    live.stop()
+@pytest.fixture
+def server(library_server):
+    return library_server
 
 
 def auth(role="lead", tenant="acme", agent="lee"):

@@ -6,11 +6,12 @@ import time
 import pytest
 
 from copilot.cues.taxonomy import CUES
+from copilot.errors import ExperimentRunning, LibraryFull, PayloadTooLarge, TooManyExperiments
 from copilot.index import PhrasingIndex, load_or_build
 from copilot.library.files import dump, load_library
 from copilot.library.phrasing import STAGES, check_phrasing
 from copilot.library.retrieval_eval import evaluate, read_eval
-from copilot.library.service import ExperimentRunning, Library, LibraryFull, PayloadTooLarge, TooManyExperiments
+from copilot.library.service import Library
 from copilot.library.store import RedisLibraryStore, SqliteLibraryStore
 from copilot.security import Identity
 from copilot.suggest import Request
@@ -199,11 +200,11 @@ def test_renaming_the_variants_of_an_experiment_with_exposures_is_refused(tmp_pa
     renamed = {**QUEUE_EXP, "variants": [{"name": "alpha"}, {"name": "beta"}], "queues": {}}
     library.put_experiment(LEAD, renamed)  # nobody was assigned yet: a free redefinition
     library.put_experiment(LEAD, QUEUE_EXP)
-    store.log_exposure("acme", "guidance-ab", "on", "c-1")
+    library.log_exposure("acme", "guidance-ab", "on", "c-1")
     with pytest.raises(ExperimentRunning, match="new experiment id"):
         library.put_experiment(LEAD, renamed)
     library.put_experiment(LEAD, {**QUEUE_EXP, "queues": {"billing": "off"}, "active": False})
-    assert library.store.experiment("acme", "guidance-ab")["active"] is False
+    assert library.usage.experiment("acme", "guidance-ab")["active"] is False
 
 
 def test_a_stale_or_broken_experiment_gives_no_variant_and_never_raises(tmp_path, detector, shipped, shipped_index,
@@ -213,12 +214,44 @@ def test_a_stale_or_broken_experiment_gives_no_variant_and_never_raises(tmp_path
     library.put_experiment(LEAD, QUEUE_EXP)
     assert library.assignment("acme", "billing")[0] == "guidance-ab"
     assert library.variant("acme", "guidance-ab", "on").guidance is True
-    store.put_experiment("acme", {**QUEUE_EXP, "variants": [{"name": "alpha"}, {"name": "beta"}], "queues": {}})
+    library.usage.put_experiment("acme", {**QUEUE_EXP, "variants": [{"name": "alpha"}, {"name": "beta"}],
+                                          "queues": {}})  # behind the service's checks, as a second worker might
     assert library.variant("acme", "guidance-ab", "on") is None
-    store.put_experiment("acme", {"id": "guidance-ab", "variants": "broken"})
+    library.usage.put_experiment("acme", {"id": "guidance-ab", "variants": "broken"})
     assert library.variant("acme", "guidance-ab", "on") is None and library.assignment("acme", "billing") is None
     assert library.variant("acme", "never-defined", "on") is None
     unreachable = make_library(RedisLibraryStore("redis://127.0.0.1:1/0"), detector, shipped, shipped_index)
     assert unreachable.variant("acme", "guidance-ab", "on") is None
     assert unreachable.assignment("acme", "billing") is None
     assert "no variant 'on' any more" in caplog.text
+
+
+def test_a_conversation_in_an_experiment_is_counted_through_the_library(tmp_path, detector, shipped, shipped_index):
+    """The copilot service reaches usage, exposures and outcomes through the Library, never its stores."""
+    from copilot.eventlog import FileEventLog
+    from copilot.metrics import Metrics
+    from copilot.service import CopilotService
+    from copilot.store import MemoryConversationStore
+
+    library = make_library(SqliteLibraryStore(tmp_path / "lib.db"), detector, shipped, shipped_index, sync=0)
+    service = CopilotService(detector, library, MemoryConversationStore(FileEventLog(tmp_path / "events.jsonl")),
+                             Metrics(), cooldown_s=0)
+    agent = Identity("acme", "agent", "amy")
+    library.put_experiment(LEAD, QUEUE_EXP)
+    assert service.start(agent, {"conversation_id": "c-1", "channel": "chat", "queue": "billing"}).ack["experiment"] \
+        == ["guidance-ab", "on"]
+    reply = service.snippet(agent, {"conversation_id": "c-1", "snippet_id": "s1", "speaker": "customer", "final": True,
+                                    "text": "This is the third time I've called and I'm furious about this bill"})
+    for work in reply.then:
+        work()
+    (pushed,) = [p for event, p in reply.emits if event == "suggestion.push"]
+    shown = pushed["suggestions"][0]["id"]
+    service.feedback(agent, {"conversation_id": "c-1", "suggestion_id": shown, "action": "used"})
+    service.end(agent, {"conversation_id": "c-1"})
+    counts = {(r["phrasing_id"], r["action"]): r["count"] for r in library.usage.usage("acme")}
+    assert counts[(shown, "shown")] == 1 and counts[(shown, "used")] == 1
+    assert library.usage.exposure_count("acme", "guidance-ab") == 1
+    assert library.usage.outcomes("acme", "guidance-ab")[0]["used"] == 1
+    assert library.experiment_report("acme", "guidance-ab")["variants"][0]["conversations"] == 1
+    trends = service.conversation_trends("acme")
+    assert trends["resolution"][0]["conversations"] == 1 and trends["cues"][0]["counts"]

@@ -1,9 +1,11 @@
-"""Both library stores (embedded SQLite and a real Redis) keep versions, audit and revisions the same way."""
+"""Both library stores (embedded SQLite and a real Redis) keep versions, audit and revisions the same way, and both
+usage stores beside them keep usage counts and experiments the same way."""
 import pytest
 
+from copilot.errors import LibraryDamaged, StoreUnavailable
 from copilot.library.phrasing import parse_phrasing
-from copilot.library.store import Change, LibraryDamaged, RedisLibraryStore, SqliteLibraryStore, StaleRevision
-from copilot.store import StoreUnavailable
+from copilot.library.store import Change, RedisLibraryStore, SqliteLibraryStore, StaleRevision
+from copilot.library.usage import RedisUsageStore, SqliteUsageStore, usage_beside
 
 PHRASING = parse_phrasing({"id": "confusion-investigate-01", "text": "Which part of the bill looks different?",
                            "cues": ["confusion"], "stage": "investigate", "use_when": ["why is it higher", "what is this"],
@@ -21,6 +23,18 @@ def store(request, tmp_path):
         request.addfinalizer(pool.shutdown)
         return SqliteLibraryStore(tmp_path / "lib.sqlite3", offload=lambda fn, *args: pool.submit(fn, *args).result())
     return RedisLibraryStore(request.getfixturevalue("redis_url"))
+
+
+@pytest.fixture(params=["sqlite", "sqlite-beside", "redis", "redis-beside"])
+def usage(request, tmp_path):
+    """A usage store on its own, or kept beside a library store (the same SQLite connection, the same Redis client)."""
+    if request.param == "sqlite":
+        return SqliteUsageStore(tmp_path / "lib.sqlite3")
+    if request.param == "sqlite-beside":
+        return usage_beside(SqliteLibraryStore(tmp_path / "lib.sqlite3"))
+    if request.param == "redis":
+        return RedisUsageStore(request.getfixturevalue("redis_url"))
+    return usage_beside(RedisLibraryStore(request.getfixturevalue("redis_url")))
 
 
 def test_a_commit_bumps_the_revision_and_is_readable(store):
@@ -86,32 +100,53 @@ def test_tenants_do_not_see_each_other(store):
     assert store.audit("globex") == []
 
 
-def test_usage_counts_add_up_per_slice(store):
+def test_usage_counts_add_up_per_slice(usage):
     for _ in range(3):
-        store.count_usage("acme", "p1", "shown", "frustration", "billing", "chat")
-    store.count_usage("acme", "p1", "used", "frustration", "billing", "chat")
-    rows = {(r["action"], r["count"]) for r in store.usage("acme")}
-    assert rows == {("shown", 3), ("used", 1)} and store.usage("globex") == []
+        usage.count_usage("acme", "p1", "shown", "frustration", "billing", "chat")
+    usage.count_usage("acme", "p1", "used", "frustration", "billing", "chat")
+    rows = {(r["action"], r["count"]) for r in usage.usage("acme")}
+    assert rows == {("shown", 3), ("used", 1)} and usage.usage("globex") == []
 
 
-def test_experiments_exposures_and_outcomes_are_stored(store):
-    store.put_experiment("acme", {"id": "e1", "variants": []})
-    store.log_exposure("acme", "e1", "on", "c1")
-    store.record_outcome("acme", "e1", "on", "c1", {"shown": 2, "used": 1})
-    assert list(store.experiments("acme")) == ["e1"]
-    assert store.experiment("acme", "e1") == {"id": "e1", "variants": []} and store.experiment("acme", "e2") is None
-    assert store.experiment_count("acme") == 1 and store.experiment_count("globex") == 0
-    assert store.exposures("acme", "e1")[0]["variant"] == "on"
-    assert store.exposure_count("acme", "e1") == 1 and store.exposure_count("acme", "e2") == 0
-    assert store.outcomes("acme", "e1")[0]["used"] == 1
+def test_experiments_exposures_and_outcomes_are_stored(usage):
+    usage.put_experiment("acme", {"id": "e1", "variants": []})
+    usage.log_exposure("acme", "e1", "on", "c1")
+    usage.record_outcome("acme", "e1", "on", "c1", {"shown": 2, "used": 1})
+    assert list(usage.experiments("acme")) == ["e1"]
+    assert usage.experiment("acme", "e1") == {"id": "e1", "variants": []} and usage.experiment("acme", "e2") is None
+    assert usage.experiment_count("acme") == 1 and usage.experiment_count("globex") == 0
+    assert usage.exposures("acme", "e1")[0]["variant"] == "on"
+    assert usage.exposure_count("acme", "e1") == 1 and usage.exposure_count("acme", "e2") == 0
+    assert usage.outcomes("acme", "e1")[0]["used"] == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_usage_written_beside_the_library_is_read_back_by_a_fresh_usage_store(backend, tmp_path, request):
+    """The split keeps the data where it was: the same file and tables, the same Redis keys."""
+    where = request.getfixturevalue("redis_url") if backend == "redis" else tmp_path / "lib.sqlite3"
+    library = RedisLibraryStore(where) if backend == "redis" else SqliteLibraryStore(where)
+    library.commit("acme", [Change(None, PHRASING, "lee", "create")])
+    usage_beside(library).count_usage("acme", PHRASING.id, "shown", "confusion", "billing", "chat")
+    fresh = RedisUsageStore(where) if backend == "redis" else SqliteUsageStore(where)
+    assert [r["count"] for r in fresh.usage("acme")] == [1] and library.revision("acme") == 1
+
+
+def test_the_sqlite_usage_store_beside_the_library_shares_its_connection(tmp_path):
+    library = SqliteLibraryStore(tmp_path / "lib.sqlite3")
+    assert usage_beside(library).file is library.file
 
 
 def test_ping_answers(store):
     assert store.ping()
 
 
+def test_usage_ping_answers(usage):
+    assert usage.ping()
+
+
 def test_redis_ping_is_false_when_the_server_is_gone():
     assert RedisLibraryStore("redis://127.0.0.1:1/0").ping() is False
+    assert RedisUsageStore("redis://127.0.0.1:1/0").ping() is False
 
 
 def test_audit_pages_follow_one_another_without_gaps(store):
@@ -167,7 +202,7 @@ def test_redis_out_of_memory_is_store_unavailable_and_reads_go_on(redis_server):
         with pytest.raises(StoreUnavailable, match="maxmemory"):
             store.commit("acme", [Change(None, PHRASING.with_changes(id="new-one-01"), "lee", "create")])
         with pytest.raises(StoreUnavailable):
-            store.put_experiment("acme", {"id": "e1", "variants": []})
+            usage_beside(store).put_experiment("acme", {"id": "e1", "variants": []})
         assert list(store.current("acme")) == [PHRASING.id] and store.revision("acme") == 1
     finally:
         store.redis.config_set("maxmemory", 0)
@@ -176,3 +211,5 @@ def test_redis_out_of_memory_is_store_unavailable_and_reads_go_on(redis_server):
 def test_an_unreachable_redis_is_store_unavailable():
     with pytest.raises(StoreUnavailable):
         RedisLibraryStore("redis://127.0.0.1:1/0").revision("acme")
+    with pytest.raises(StoreUnavailable):
+        RedisUsageStore("redis://127.0.0.1:1/0").experiments("acme")

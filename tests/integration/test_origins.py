@@ -6,8 +6,7 @@ import pytest
 import requests
 import socketio
 
-from copilot import AllowedOrigins
-from copilot.security import Tokens
+from copilot.security import AllowedOrigins, Tokens
 from tests.conftest import TEST_SECRET, own_server
 
 CRM = "https://crm.example.com"

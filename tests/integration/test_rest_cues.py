@@ -9,7 +9,8 @@ from tests.conftest import TEST_SECRET
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    app = create_app(Settings(max_text_chars=200, secret=TEST_SECRET, instance_dir=tmp_path_factory.mktemp("instance")))
+    app = create_app(Settings(max_text_chars=200, secret=TEST_SECRET, instance_dir=tmp_path_factory.mktemp("instance"),
+                              async_mode="threading"))  # in this process, which gevent has not patched
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = "Bearer " + Tokens(TEST_SECRET).issue("acme", "agent", "amy")
     return client

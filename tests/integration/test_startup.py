@@ -16,9 +16,9 @@ import requests
 import socketio
 import websocket
 
-from bench.servers import ROOT, ServerProcess, free_port
 from copilot.security import Tokens
 from tests.conftest import TEST_SECRET, AgentClient, own_server
+from tests.servers import ROOT, ServerProcess, free_port
 
 SERVE_COMMANDS = {"wsgi": [sys.executable, "wsgi.py"], "module": [sys.executable, "-m", "copilot", "serve"]}
 

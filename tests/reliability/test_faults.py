@@ -17,9 +17,9 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.servers import RedisServer, ServerProcess
 from copilot.security import Tokens
 from tests.conftest import AgentClient
+from tests.servers import ROOT, RedisServer, ServerProcess
 
 SECRET = "reliability-secret-0123456789abcdef0123"
 PII = ["4111 1111 1111 1111", "5500-0000-0000-0004", "jo.bloggs@example.com", "+44 7700 900123", "123-45-6789",
@@ -160,7 +160,7 @@ def test_an_endless_websocket_message_is_cut_off_and_the_worker_serves_on(tmp_pa
 
 
 def test_pings_keep_an_answering_connection_and_drop_a_silent_one(tmp_path):
-    """Engine.IO's pings come from one shared task on the event loop (SharedPinger), not a task per connection: a
+    """Engine.IO's pings come from one shared task on the event loop (compat SharedPinger), not a task per connection: a
     raw client that answers every ping is pinged each interval and kept; one that stops answering is dropped after
     the timeout, and a Socket.IO agent beside them is served throughout."""
     from websocket import ABNF, WebSocketException, WebSocketTimeoutException, create_connection
@@ -196,7 +196,7 @@ def test_pings_keep_an_answering_connection_and_drop_a_silent_one(tmp_path):
 
 
 def test_ended_connections_leave_no_socket_behind(tmp_path):
-    """Each connection's own task reads its frames (serve_websockets) and must close the socket when it ends:
+    """Each connection's own task reads its frames (compat LoopWebSocket) and must close the socket when it ends:
     cleanly closed, cut off, or Socket.IO clients, the worker's open files return to where they were."""
     from websocket import create_connection
 
@@ -305,11 +305,10 @@ SOAK_CONVERSATIONS = int(os.environ.get("RELIABILITY_SOAK_CONVERSATIONS", "60"))
 
 
 def test_soak_every_acknowledged_snippet_is_logged_with_bounded_memory(tmp_path):
-    from bench.load import read_corpus
-
     # Ended conversations are kept 30 s here (600 s by default) so that the soak measures the steady state.
     server = ServerProcess(env(tmp_path, COPILOT_SUGGESTION_COOLDOWN_S="20", COPILOT_KEEP_ENDED_S="30"), tmp_path)
-    corpus = read_corpus()
+    replay = ROOT / "bench" / "data" / "conversations.jsonl"  # the benchmarks' conversations, read as data
+    corpus = [json.loads(line) for line in replay.read_text().splitlines() if line.strip()]
     acked: list[tuple[str, str]] = []
     errors: list[str] = []
     lock = threading.Lock()

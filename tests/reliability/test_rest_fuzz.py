@@ -8,8 +8,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from bench.servers import ServerProcess
 from copilot.security import Tokens
+from tests.servers import ServerProcess
 
 SECRET = "schemathesis-secret-0123456789abcdef012"
 HEADERS = {"Authorization": f"Bearer {Tokens(SECRET).issue('fuzz', 'lead', 'lee')}"}

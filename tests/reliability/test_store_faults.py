@@ -17,13 +17,13 @@ import pytest
 import redis
 import requests
 
-from bench.servers import ServerProcess
 from copilot.conversation import Conversation
 from copilot.errors import CopilotError
 from copilot.eventlog import FileEventLog
 from copilot.security import Tokens
 from copilot.store import MemoryConversationStore, RedisConversationStore
 from tests.conftest import AgentClient
+from tests.servers import ServerProcess
 
 SECRET = "store-faults-secret-0123456789abcdef0123"
 FRUSTRATED = "I'm so frustrated, this is ridiculous"

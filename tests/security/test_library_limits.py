@@ -14,11 +14,12 @@ import pytest
 import redis
 import requests
 
-from bench.servers import ServerProcess
 from copilot.library.phrasing import parse_phrasing
-from copilot.library.store import Change, RedisLibraryStore, SqliteLibraryStore
+from copilot.library.store import Change, RedisLibraryStore
+from copilot.library.usage import SqliteUsageStore
 from copilot.security import Tokens
 from tests.conftest import AgentClient, LiveServer
+from tests.servers import ServerProcess
 
 SECRET = "library-limits-secret-0123456789abcdef01"
 EXPERIMENT = {"id": "guidance-ab", "variants": [{"name": "on"}, {"name": "off", "guidance": False}],
@@ -139,7 +140,7 @@ def test_a_crisis_snippet_is_counted_logged_and_alerted_after_its_experiment_is_
         assert started["experiment"] == ["guidance-ab", "on"]
         call(server.url, "POST", "/api/v1/experiments", tenant, json=RENAMED)  # refused now; it used to be taken
         # However the API answers, a definition can change under a running conversation (two leads, a restore):
-        SqliteLibraryStore(server.instance / "library.sqlite3").put_experiment(tenant, RENAMED)
+        SqliteUsageStore(server.instance / "library.sqlite3").put_experiment(tenant, RENAMED)
         time.sleep(0.3)  # past COPILOT_LIBRARY_SYNC_MS
         disclosures = [("s1", "I just want to kill myself"), ("s2", "You are a useless idiot and I hate you"),
                        ("s3", "I am going to end it all tonight"), ("s4", "you stupid cow")]
@@ -206,7 +207,7 @@ def redis_app(tmp_path, url, name):
     from copilot.settings import Settings
 
     return LiveServer(create_app(Settings(instance_dir=tmp_path / name, secret=SECRET, redis_url=url,
-                                          library_sync_ms=50)))
+                                          library_sync_ms=50, async_mode="threading")))
 
 
 def test_a_full_redis_answers_edits_with_store_unavailable_and_reads_go_on(tmp_path, own_redis):

@@ -8,9 +8,9 @@ import time
 import pytest
 import redis
 
-from bench.servers import RedisServer, ServerProcess
 from copilot.security import Tokens
 from tests.conftest import AgentClient
+from tests.servers import RedisServer, ServerProcess
 
 SECRET = "pii-at-rest-secret-0123456789abcdef0123456789"
 CARD = "4111111111111111"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import copilot.redact as redaction
-from bench.redaction import read_corpus, score, survives, table
+from tests.redaction_measure import read_corpus, score, survives, table
 
 CORPUS = read_corpus()
 CORPUS_DIR = Path(__file__).resolve().parents[1] / "data"

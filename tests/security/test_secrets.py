@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from bench.servers import ROOT, free_port
+from tests.servers import ROOT, free_port
 
 
 def test_the_server_refuses_to_start_with_a_short_secret(tmp_path):

@@ -21,7 +21,8 @@ def build(tmp_path_factory):
         key = tuple(sorted(overrides.items()))
         if key not in apps:
             folder = tmp_path_factory.mktemp("web")
-            apps[key] = create_app(Settings(instance_dir=folder / "instance", secret=SECRET, **overrides))
+            apps[key] = create_app(Settings(instance_dir=folder / "instance", secret=SECRET, async_mode="threading",
+                                            **overrides))
         return apps[key]
     return app_for
 
@@ -33,19 +34,33 @@ def policy(response) -> dict[str, str]:
 
 
 class InlineCode(HTMLParser):
-    """Collects what a CSP without 'unsafe-inline' would block: inline scripts, <style>, style= and on*= attributes."""
+    """Collects what a CSP without 'unsafe-inline' would block: inline scripts, <style>, style= and on*= attributes.
+    A JSON data block (<script type="application/json">) is not run, so a CSP does not block it; its text is kept."""
 
     def __init__(self) -> None:
         super().__init__()
         self.found: list[str] = []
+        self.data: dict[str, str] = {}
+        self.reading: str | None = None
 
     def handle_starttag(self, tag, attrs):
         names = dict(attrs)
-        if tag == "script" and "src" not in names:
+        if tag == "script" and names.get("type") == "application/json" and "src" not in names:
+            self.reading = names.get("id", "")
+            self.data[self.reading] = ""
+        elif tag == "script" and "src" not in names:
             self.found.append("inline <script>")
         if tag == "style":
             self.found.append("<style>")
         self.found += [f"{tag} {name}=" for name in names if name == "style" or name.startswith("on")]
+
+    def handle_data(self, data):
+        if self.reading is not None:
+            self.data[self.reading] += data
+
+    def handle_endtag(self, tag):
+        if tag == "script":
+            self.reading = None
 
 
 def test_every_response_sends_no_referrer_and_forbids_content_sniffing(build):
@@ -88,6 +103,19 @@ def test_pages_hold_no_inline_code_that_their_policy_would_block(build):
         parser = InlineCode()
         parser.feed(client.get(path).get_data(as_text=True))
         assert parser.found == [], path
+
+
+def test_the_sidebar_and_console_carry_the_legend_as_json_data_and_nothing_else_inline(build):
+    import json
+
+    from copilot.web.legend import legend
+
+    client = build().test_client()
+    for path in ("/sidebar", "/console"):
+        parser = InlineCode()
+        parser.feed(client.get(path).get_data(as_text=True))
+        assert list(parser.data) == ["copilot-legend"], path
+        assert json.loads(parser.data["copilot-legend"]) == legend(), path
 
 
 def test_the_demo_is_not_served_when_the_server_listens_on_every_interface(build):
@@ -136,7 +164,7 @@ def test_demo_tokens_are_rate_limited_per_client_address_after_a_burst(build):
 
 
 def test_the_demo_token_buckets_refill_and_stay_bounded_in_number():
-    from copilot.security import RateLimited
+    from copilot.errors import RateLimited
     from copilot.web import AddressLimits
 
     now = [0.0]

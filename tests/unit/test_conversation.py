@@ -2,7 +2,8 @@
 import pytest
 
 from copilot import conversation as engine
-from copilot.conversation import Conversation, CueSeen, InvalidSnippet
+from copilot.conversation import Conversation, CueSeen
+from copilot.errors import InvalidSnippet
 
 ANGRY = {"anger": 0.8, "annoyance": 0.6}
 CALM = {"neutral": 0.9}
@@ -265,3 +266,81 @@ def test_a_final_agent_turn_is_highlighted_as_the_agents_with_no_cues():
     assert out.highlight["speaker"] == "agent" and out.highlight["cues"] == [] and out.highlight["text"]
     assert engine.on_agent(c, "a2", "I'm sor", False, 2.0).highlight is None
     assert customer(c, "s1", [cue("frustration")], ANGRY).highlight["speaker"] == "customer"
+
+
+def test_an_escalation_request_gets_one_handoff_note_per_conversation_on_a_final_turn():
+    c = conv()
+    customer(c, "s1", [cue("escalation_request")], ANGRY, final=False)
+    assert engine.escalation_handoff(c, [cue("escalation_request")], final=False) is None
+    customer(c, "s1", [cue("escalation_request")], ANGRY)
+    note = engine.escalation_handoff(c, [cue("escalation_request")], final=True)
+    assert note == engine.handoff_note(c) and note.startswith("Asked to escalate")
+    assert engine.escalation_handoff(c, [cue("escalation_request")], final=True) is None
+    assert engine.escalation_handoff(conv(), [cue("frustration")], final=True) is None
+
+
+@pytest.mark.parametrize("mode, start, negative, query", [
+    ("normal", "verification", True, "now that you are verified, about the anxiety repeat contact"),
+    ("transactional", "verification", True, "now that you are verified, about the anxiety repeat contact"),
+    ("verification", "verification", True, None),  # still verifying
+    ("normal", "verification", False, None),  # nothing negative came up while verifying
+    ("verification", "normal", False, None),
+])
+def test_leaving_verification_after_a_negative_cue_looks_up_its_cues_most_mentioned_first(mode, start, negative,
+                                                                                         query):
+    c = conv(mode=start, counts={"repeat_contact": 1, "anxiety": 2}, verification_seen_negative=negative)
+    assert engine.after_verification_query(c, mode) == query
+
+
+def test_a_mode_change_that_makes_the_check_in_due_asks_for_it_with_the_cues_by_count():
+    c = conv(mode="verification", counts={"repeat_contact": 1, "anxiety": 2}, verification_seen_negative=True)
+    out = engine.on_mode(c, "normal")
+    assert (out.suggest_stage, out.suggest_cues, c.mode) == ("after-verification", ["anxiety", "repeat_contact"],
+                                                             "normal")
+    assert engine.on_mode(c, "transactional").suggest_stage is None  # not leaving verification now
+
+
+def test_a_mode_change_asks_for_no_check_in_without_guidance_yet_leaves_it_due():
+    c = conv(mode="verification", counts={"anxiety": 1}, verification_seen_negative=True, guidance=False)
+    assert engine.on_mode(c, "normal").suggest_stage is None and c.after_verification_due
+
+
+def test_a_transfer_remembers_the_queue_and_the_new_agent_once_and_gives_the_note():
+    c = conv()
+    customer(c, "s1", [cue("frustration")], ANGRY)
+    assert engine.transfer(c, "retention", "bo") == engine.handoff_note(c)
+    engine.transfer(c, "billing", "bo")
+    engine.transfer(c, "billing", "a1")  # the agent who started it is not added as a transferee
+    assert c.transfers == ["retention", "billing", "billing"] and c.agents == ["bo"]
+    assert c.open_to("bo", "agent")
+
+
+def test_transfers_and_transferees_are_capped():
+    c = conv()
+    for i in range(engine.MAX_TRANSFERS + 5):
+        engine.transfer(c, f"q{i}", f"agent-{i}")
+    assert len(c.transfers) == engine.MAX_TRANSFERS and c.transfers[-1] == f"q{engine.MAX_TRANSFERS + 4}"
+    assert len(c.agents) == engine.MAX_AGENTS and c.agents[-1] == f"agent-{engine.MAX_TRANSFERS + 4}"
+
+
+def test_the_first_end_of_a_conversation_stands():
+    c = conv()
+    assert engine.end(c, 10.0) is True and c.ended_at == 10.0
+    assert engine.end(c, 20.0) is False and c.ended_at == 10.0
+
+
+def test_a_variant_without_guidance_turns_suggestions_off():
+    c = conv()
+    engine.join_experiment(c, "guidance-ab", "off", False)
+    assert c.experiment == ["guidance-ab", "off"] and not c.guidance
+    assert customer(c, "s1", [cue("frustration")], ANGRY).suggest_stage is None
+
+
+@pytest.mark.parametrize("cues, raised, counted", [
+    (("anxiety", "frustration"), {"frustration": 1}, "frustration"),
+    (("anxiety", "frustration"), {"anxiety": 1, "frustration": 3}, "anxiety"),
+    (("anxiety", "frustration"), {}, "anxiety"),
+    (("",), {"frustration": 1}, ""),  # a phrasing since deleted
+])
+def test_feedback_counts_under_the_first_cue_of_the_phrasing_the_conversation_raised(cues, raised, counted):
+    assert engine.feedback_cue(conv(counts=raised), cues) == counted

@@ -97,3 +97,22 @@ def test_variant_names_are_fixed_once_an_experiment_has_exposures(variants, expo
     assert (problem is not None) == refused
     if refused:
         assert "new experiment id" in problem
+
+
+def test_a_variant_shows_only_its_phrasings_or_any_when_it_names_none():
+    from copilot.library.experiments import Variant
+
+    assert Variant("on", phrasings=("p1",)).allows("p1") and not Variant("on", phrasings=("p1",)).allows("p2")
+    assert Variant("on").allows("p2") and not Variant("on", phrasings=()).allows("p1")
+
+
+def test_an_ended_conversation_gives_its_experiment_the_counts_the_report_sums():
+    from copilot.library.experiments import outcome_of
+
+    summary = {"suggestions": {"shown": ["p1", "p2"], "used": ["p1"], "dismissed": []}, "negative_episodes": 3,
+               "resolved": 2, "counts": {"anxiety": 3}}
+    outcome = outcome_of(summary)
+    assert outcome == {"shown": 2, "used": 1, "negative": 3, "resolved": 2}
+    variant = report(parse_experiment({"id": "e", "variants": [{"name": "on"}, {"name": "off"}]}),
+                     [{"variant": "on", **outcome}])["variants"][0]
+    assert (variant["acceptance_rate"], variant["resolution_rate"]) == (0.5, 0.6667)

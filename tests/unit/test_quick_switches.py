@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from copilot import QuickSwitches
+from copilot.concurrency import QuickSwitches
 
 
 def test_the_interval_is_short_during_the_work_and_restored_after_even_on_error():

@@ -4,6 +4,15 @@ import sys
 
 import pytest
 
+from copilot.errors import (
+    Flooding,
+    Forbidden,
+    InvalidToken,
+    RateLimited,
+    TokenExpired,
+    TooManyConnections,
+    TooManyPending,
+)
 from copilot.realtime import (
     BINARY_PAYLOAD,
     BadInputLog,
@@ -11,24 +20,8 @@ from copilot.realtime import (
     BinaryEvents,
     Connections,
     JsonPacket,
-    cap_send_queues,
 )
-from copilot.security import (
-    Flooding,
-    Forbidden,
-    Identity,
-    InvalidToken,
-    Lobby,
-    RateLimited,
-    RateLimits,
-    TokenBucket,
-    TokenExpired,
-    Tokens,
-    TooManyConnections,
-    TooManyPending,
-    check_names,
-    take_together,
-)
+from copilot.security import Identity, Lobby, RateLimits, TokenBucket, Tokens, check_names, take_together
 
 SECRET = "unit-secret-0123456789abcdef0123456789ab"
 
@@ -283,14 +276,19 @@ def test_a_session_whose_send_queue_reaches_the_cap_is_closed_and_queues_no_more
     from engineio import packet
     from engineio.socket import Socket
 
+    from copilot.compat import install_send_queue_cap, uninstall_send_queue_cap
+
     eio = engineio.Server(async_mode="threading")
-    cap_send_queues(type("SocketIO", (), {"server": type("Server", (), {"eio": eio})()})(), max_packets=3)
-    sock = eio.sockets["s1"] = Socket(eio, "s1")
-    for _ in range(3):
-        sock.send(packet.Packet(packet.MESSAGE, data="ack"))
-    assert not sock.closed and sock.queue.qsize() == 3
-    sock.send(packet.Packet(packet.MESSAGE, data="one too many"))
-    assert sock.closed and "s1" not in eio.sockets
-    queued = sock.queue.qsize()
-    sock.send(packet.Packet(packet.MESSAGE, data="after the close"))
-    assert sock.queue.qsize() == queued
+    assert install_send_queue_cap(eio, max_packets=3)
+    try:
+        sock = eio.sockets["s1"] = Socket(eio, "s1")
+        for _ in range(3):
+            sock.send(packet.Packet(packet.MESSAGE, data="ack"))
+        assert not sock.closed and sock.queue.qsize() == 3
+        sock.send(packet.Packet(packet.MESSAGE, data="one too many"))
+        assert sock.closed and "s1" not in eio.sockets
+        queued = sock.queue.qsize()
+        sock.send(packet.Packet(packet.MESSAGE, data="after the close"))
+        assert sock.queue.qsize() == queued
+    finally:
+        uninstall_send_queue_cap(eio)

@@ -1,4 +1,6 @@
 """Settings come from the environment once, with defaults and clear errors."""
+import re
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -32,3 +34,33 @@ def test_a_secret_shorter_than_32_bytes_is_refused_naming_the_setting(secret):
 def test_a_long_secret_and_no_secret_are_both_accepted():
     assert Settings.from_env({"COPILOT_SECRET": "x" * 32}).secret == "x" * 32
     assert Settings.from_env({}).secret == ""
+
+
+def test_every_setting_has_an_environment_variable_of_its_own():
+    names = [spec.metadata["env"] for spec in fields(Settings)]
+    assert len(names) == len(set(names)) and all(re.fullmatch(r"[A-Z][A-Z0-9_]*", name) for name in names)
+
+
+@pytest.mark.parametrize("spec", [s for s in fields(Settings) if s.metadata["at_least"] is not None],
+                         ids=lambda spec: spec.name)
+def test_a_value_below_a_settings_floor_is_refused_naming_its_variable(spec):
+    env, floor = spec.metadata["env"], spec.metadata["at_least"]
+    with pytest.raises(InvalidSetting, match=env):
+        Settings.from_env({env: str(floor - 1)})
+    assert getattr(Settings.from_env({env: str(floor)}), spec.name) == floor, "the floor itself is allowed"
+
+
+def test_the_async_mode_is_gevent_unless_threading_is_asked_for():
+    assert Settings.from_env({}).async_mode == "gevent"
+    assert Settings.from_env({"COPILOT_ASYNC_MODE": "threading"}).async_mode == "threading"
+
+
+@pytest.mark.parametrize("mode", ["eventlet", "asyncio", "Threading"])
+def test_an_unknown_async_mode_is_refused_naming_the_variable(mode):
+    with pytest.raises(InvalidSetting, match="COPILOT_ASYNC_MODE must be gevent or threading"):
+        Settings.from_env({"COPILOT_ASYNC_MODE": mode})
+
+
+def test_settings_built_in_code_are_checked_as_those_from_the_environment():
+    with pytest.raises(InvalidSetting, match="COPILOT_TRANSCRIPT"):
+        Settings(transcript="all").validate()

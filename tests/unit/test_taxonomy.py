@@ -1,5 +1,8 @@
 """The cue taxonomy and its mapping from GoEmotions labels."""
-from copilot.cues.taxonomy import CONVERSATION_CUES, CUES, EMOTION_CUES, CueHit, emotion_cue_scores, order_hits
+import numpy as np
+
+from copilot.cues.detector import cue_scores
+from copilot.cues.taxonomy import CONVERSATION_CUES, CUES, EMOTION_CUES, CueHit, order_hits
 
 GOEMOTIONS = ("admiration amusement anger annoyance approval caring confusion curiosity desire disappointment "
               "disapproval disgust embarrassment excitement fear gratitude grief joy love nervousness optimism "
@@ -16,7 +19,8 @@ def test_every_mapped_label_is_a_goemotions_label():
 
 
 def test_cue_score_is_the_highest_of_its_labels():
-    scores = emotion_cue_scores({"anger": 0.2, "annoyance": 0.7, "fear": 0.1, "nervousness": 0.4})
+    probabilities = {"anger": 0.2, "annoyance": 0.7, "fear": 0.1, "nervousness": 0.4}
+    scores = cue_scores(np.array([probabilities.get(label, 0.0) for label in GOEMOTIONS]), GOEMOTIONS)
     assert scores["frustration"] == 0.7
     assert scores["anxiety"] == 0.4
     assert scores["gratitude"] == 0.0

@@ -1,12 +1,9 @@
 /* The team-lead console: curate phrasings through the REST API and see usage, resolution and experiments. */
 (function () {
   "use strict";
-  var CUES = ["frustration", "disappointment", "confusion", "anxiety", "sadness", "gratitude", "repeat_contact",
-    "escalation_request", "churn_risk", "urgency", "abuse", "crisis"];
-  var STAGES = ["check-in", "investigate", "options", "close-the-loop", "after-verification", "agent-protection"];
-  var COLORS = ["#c0563a", "#8a5bb0", "#b69a1c", "#3f7fc4", "#6b7280", "#3c9a5a", "#a8743a", "#c24f7a", "#d0503c",
-    "#d88a2b", "#6f55b8", "#b03030"];
-  var $ = function (id) { return document.getElementById(id); };
+  var page = window.CopilotPage;
+  var make = page.make;
+  var $ = page.byId;
   var token = window.sessionStorage.getItem("copilot-lead-token") || "";
   var current = null;
   var tokenProblem = false;  // the message on show says the token was refused: a token that works clears it
@@ -26,13 +23,23 @@
     tokenProblem = Boolean(PLAIN[error.code]);
   }
 
-  function api(method, path, body, raw) {
+  // One REST call with the lead token: `done(body)` on success, else `failed(error)` (by default, said at the top).
+  function api(method, path, body, done, failed) {
     var options = { method: method, headers: { Authorization: "Bearer " + token } };
     if (body !== undefined) {
-      options.headers["Content-Type"] = raw ? "application/yaml" : "application/json";
-      options.body = raw ? body : JSON.stringify(body);
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
     }
-    return fetch(path, options).then(function (r) { return r.json(); });
+    page.request(path, options, done, failed || sayError);
+  }
+
+  // A list that could not be read says so in its own place, beside what it would have shown.
+  function listFailed(target, what) {
+    return function (error) {
+      var box = $(target);
+      box.textContent = "";
+      box.appendChild(make("li", { className: "load-error", text: "Could not load the " + what + ": " + error.message }));
+    };
   }
 
   function list(value) { return value.split(",").map(function (s) { return s.trim(); }).filter(Boolean); }
@@ -59,9 +66,7 @@
     box.textContent = "";
     box.hidden = !items || !items.length;
     (items || []).forEach(function (d) {
-      var p = document.createElement("p");
-      p.textContent = "Very close to " + d.id + " (cosine " + d.similarity + "): " + d.text;
-      box.appendChild(p);
+      box.appendChild(make("p", { text: "Very close to " + d.id + " (cosine " + d.similarity + "): " + d.text }));
     });
   }
 
@@ -72,26 +77,27 @@
     $("editor-title").textContent = p ? p.id + " · v" + p.version + " · " + p.status : "New phrasing";
     f.id.value = p ? p.id : ""; f.id.readOnly = Boolean(p);
     f.text.value = p ? p.text : ""; f.cues.value = p ? p.cues.join(", ") : "";
-    f.stage.value = p ? p.stage : "check-in"; f.channels.value = p ? p.channels.join(", ") : "voice, chat, email";
+    f.stage.value = p ? p.stage : page.legend.stages[0]; f.channels.value = p ? p.channels.join(", ") : "voice, chat, email";
     f.use_when.value = p ? p.use_when.join("\n") : ""; f.notes.value = p ? p.notes : "";
     ["approve", "retire", "restore"].forEach(function (a) { $(a).disabled = !p; });
     showProblems(null); showDuplicates(null);
     $("versions").textContent = ""; $("audit").textContent = "";
     if (!p) { return; }
-    api("GET", "/api/v1/phrasings/" + p.id + "/versions").then(function (r) {
-      (r.versions || []).forEach(function (v) {
-        var li = document.createElement("li");
-        li.textContent = "v" + v.version + " " + v.status + " by " + v.actor + " at " + new Date(v.at * 1000).toLocaleString() + ": " + v.text;
-        $("versions").appendChild(li);
+    var id = encodeURIComponent(p.id);
+    api("GET", "/api/v1/phrasings/" + id + "/versions", undefined, function (r) {
+      if (current !== p) { return; }  // another phrasing was opened meanwhile
+      r.versions.forEach(function (v) {
+        $("versions").appendChild(make("li", {
+          text: "v" + v.version + " " + v.status + " by " + v.actor + " at " + new Date(v.at * 1000).toLocaleString() + ": " + v.text }));
       });
-    });
-    api("GET", "/api/v1/audit?limit=1000").then(function (r) {
-      (r.entries || []).filter(function (e) { return e.phrasing_id === p.id; }).forEach(function (e) {
-        var li = document.createElement("li");
-        li.textContent = new Date(e.at * 1000).toLocaleString() + " · " + e.actor + " · " + e.action;
-        $("audit").appendChild(li);
+    }, listFailed("versions", "versions"));
+    // This phrasing's entries only, read by the server: the tenant's first 1,000 may hold none of them.
+    api("GET", "/api/v1/audit?limit=1000&phrasing_id=" + id, undefined, function (r) {
+      if (current !== p) { return; }
+      r.entries.forEach(function (e) {
+        $("audit").appendChild(make("li", { text: new Date(e.at * 1000).toLocaleString() + " · " + e.actor + " · " + e.action }));
       });
-    });
+    }, listFailed("audit", "audit trail"));
   }
 
   function load() {
@@ -100,18 +106,13 @@
     if (q) { query.set("q", q); }
     if ($("f-status").value) { query.set("status", $("f-status").value); }
     if ($("f-cue").value) { query.set("cue", $("f-cue").value); }
-    api("GET", "/api/v1/phrasings?" + query.toString()).then(function (r) {
-      if (!r.ok) { sayError(r.error); return; }
+    api("GET", "/api/v1/phrasings?" + query.toString(), undefined, function (r) {
       if (tokenProblem) { say(""); }
       var body = $("phrasings").tBodies[0];
       body.textContent = "";
       r.phrasings.forEach(function (p) {
-        var tr = document.createElement("tr");
-        tr.tabIndex = 0;
-        tr.setAttribute("data-phrasing-id", p.id);
-        [p.text, p.cues.join(", "), p.stage, p.status].forEach(function (v) {
-          var td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
-        });
+        var tr = make("tr", { tabindex: "0", "data-phrasing-id": p.id }, [p.text, p.cues.join(", "), p.stage, p.status]
+          .map(function (v) { return make("td", { text: v }); }));
         tr.addEventListener("click", function () { open(p); });
         tr.addEventListener("keydown", function (e) { if (e.key === "Enter") { open(p); } });
         body.appendChild(tr);
@@ -123,27 +124,28 @@
   function save(event) {
     event.preventDefault();
     var data = formData();
-    var call = current ? api("PATCH", "/api/v1/phrasings/" + current.id, data) : api("POST", "/api/v1/phrasings", data);
-    call.then(function (r) {
-      if (!r.ok) { showProblems(r.error); return; }
+    var saved = function (r) {
       showProblems(null); showDuplicates(r.near_duplicates);
       say("Saved " + r.phrasing.id + " as version " + r.phrasing.version + " (" + r.phrasing.status + ")");
       open(r.phrasing); showDuplicates(r.near_duplicates); load();
-    });
+    };
+    if (current) {
+      api("PATCH", "/api/v1/phrasings/" + encodeURIComponent(current.id), data, saved, showProblems);
+    } else {
+      api("POST", "/api/v1/phrasings", data, saved, showProblems);
+    }
   }
 
   function validate() {
-    api("POST", "/api/v1/validate", formData()).then(function (r) {
-      if (!r.ok) { showProblems(r.error); showDuplicates(null); return; }
+    api("POST", "/api/v1/validate", formData(), function (r) {
       showProblems(null); showDuplicates(r.near_duplicates);
       say(r.near_duplicates.length ? "Valid, but close to an existing phrasing" : "Valid");
-    });
+    }, function (error) { showProblems(error); showDuplicates(null); });
   }
 
   function act(event) {
     var action = event.target.getAttribute("data-action");
-    api("POST", "/api/v1/phrasings/" + current.id + "/" + action).then(function (r) {
-      if (!r.ok) { sayError(r.error); return; }
+    api("POST", "/api/v1/phrasings/" + encodeURIComponent(current.id) + "/" + action, undefined, function (r) {
       say(r.phrasing.id + " is now " + r.phrasing.status);
       open(r.phrasing); load();
     });
@@ -189,18 +191,12 @@
     var any = series.some(function (serie) { return serie.values.some(function (v) { return v !== null; }); });
     if (!any) { node(s, "text", { x: w / 2 - 80, y: h / 2 }, "No data for these days yet."); }
     box.appendChild(s);
-    var legend = document.createElement("p");
-    legend.className = "legend";
+    var legend = make("p", { className: "legend" });
     series.forEach(function (serie) {  // each name beside a key in its line's colour, and its latest value
-      var item = document.createElement("span");
-      item.className = "legend-item";
-      var key = document.createElement("span");
-      key.className = "legend-key";
+      var key = make("span", { className: "legend-key" });
       key.style.background = serie.color;
       var last = serie.values.filter(function (v) { return v !== null; }).slice(-1)[0];
-      item.appendChild(key);
-      item.appendChild(document.createTextNode(serie.name + (last === undefined ? "" : " " + last)));
-      legend.appendChild(item);
+      legend.appendChild(make("span", { className: "legend-item" }, [key, serie.name + (last === undefined ? "" : " " + last)]));
     });
     box.appendChild(legend);
   }
@@ -220,37 +216,37 @@
     box.appendChild(s);
   }
 
+  // A chart that could not be read says so where it would have been drawn.
+  function chartFailed(target) {
+    return function (error) { $(target).textContent = "Could not load this chart: " + error.message; };
+  }
+
   function insights() {
-    api("GET", "/api/v1/analytics/conversations").then(function (r) {
-      if (!r.ok) { sayError(r.error); return; }
+    api("GET", "/api/v1/analytics/conversations", undefined, function (r) {
       if (tokenProblem) { say(""); }
       var seen = {};
       r.cues.forEach(function (d) { Object.keys(d.counts).forEach(function (c) { seen[c] = true; }); });
-      lineChart("chart-cues", r.days, CUES.filter(function (c) { return seen[c]; }).map(function (c) {
-        return { name: c, color: COLORS[CUES.indexOf(c)], values: r.cues.map(function (d) { return d.counts[c] || 0; }) };
+      lineChart("chart-cues", r.days, page.legend.cues.filter(function (c) { return seen[c.name]; }).map(function (c) {
+        return { name: c.label, color: c.colour, values: r.cues.map(function (d) { return d.counts[c.name] || 0; }) };
       }), "Cue mentions per day");
       lineChart("chart-resolution", r.days, [{ name: "resolution rate (95% interval)", color: "#3c9a5a",
         values: r.resolution.map(function (d) { return d.rate; }), ci: r.resolution.map(function (d) { return d.ci95; }) }],
         "Emotional resolution rate per day", 1);
-    });
-    api("GET", "/api/v1/analytics/usage?by=phrasing_id").then(function (r) {
-      if (!r.ok) { return; }
+    }, function (error) { sayError(error); chartFailed("chart-cues")(error); chartFailed("chart-resolution")(error); });
+    api("GET", "/api/v1/analytics/usage?by=phrasing_id", undefined, function (r) {
       barChart("chart-acceptance", r.rows.filter(function (x) { return x.shown; }).slice(0, 25).map(function (x) {
         return { label: x.phrasing_id, value: x.acceptance_rate || 0, note: x.used + "/" + x.shown };
       }), "Acceptance per phrasing");
-    });
-    api("GET", "/api/v1/experiments").then(function (r) {
+    }, chartFailed("chart-acceptance"));
+    api("GET", "/api/v1/experiments", undefined, function (r) {
       var box = $("experiments"); box.textContent = "";
-      if (!r.ok || !r.experiments.length) { box.textContent = "No experiments defined."; return; }
+      if (!r.experiments.length) { box.textContent = "No experiments defined."; return; }
       r.experiments.forEach(function (e) {
-        var holder = document.createElement("div");
-        holder.id = "exp-" + e.id;
+        var holder = make("div", { id: "exp-" + e.id });
         box.appendChild(holder);
-        api("GET", "/api/v1/experiments/" + e.id + "/report").then(function (rep) {
-          var title = document.createElement("h3");
-          title.textContent = e.id + " (assigned by " + rep.assign_by + ", " + rep.exposures + " exposures)";
-          holder.appendChild(title);
-          var chart = document.createElement("div"); chart.className = "chart"; chart.id = "exp-chart-" + e.id;
+        api("GET", "/api/v1/experiments/" + encodeURIComponent(e.id) + "/report", undefined, function (rep) {
+          holder.appendChild(make("h3", { text: e.id + " (assigned by " + rep.assign_by + ", " + rep.exposures + " exposures)" }));
+          var chart = make("div", { className: "chart", id: "exp-chart-" + e.id });
           holder.appendChild(chart);
           barChart(chart.id, rep.variants.map(function (v) {
             return { label: v.variant + " acceptance", value: v.acceptance_rate || 0, ci: v.acceptance_ci95,
@@ -259,9 +255,9 @@
             return { label: v.variant + " resolution", value: v.resolution_rate || 0, ci: v.resolution_ci95,
               note: v.resolved + "/" + v.negative_cues };
           })), "Experiment " + e.id);
-        });
+        }, chartFailed(holder.id));
       });
-    });
+    }, chartFailed("experiments"));
   }
 
   function tab(name) {
@@ -272,8 +268,8 @@
     if (name === "insights") { insights(); }
   }
 
-  CUES.forEach(function (c) { var o = document.createElement("option"); o.value = o.textContent = c; $("f-cue").appendChild(o); });
-  STAGES.forEach(function (s) { var o = document.createElement("option"); o.value = o.textContent = s; $("editor").elements.stage.appendChild(o); });
+  page.legend.cues.forEach(function (c) { $("f-cue").appendChild(make("option", { value: c.name, text: c.label })); });
+  page.legend.stages.forEach(function (s) { $("editor").elements.stage.appendChild(make("option", { value: s, text: s })); });
   $("token").value = token;
   $("login").addEventListener("submit", function (e) {
     e.preventDefault();

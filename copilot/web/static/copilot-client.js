@@ -15,8 +15,20 @@
     this.queue = [];
     this.connected = false;
     this.closedByUser = false;
-    this.retryMs = 500;
+    // socket.io-client's option names; a base of 0.5 s doubling to at most 10 s, each delay spread by +-50 %.
+    this.reconnectionDelay = options.reconnectionDelay || 500;
+    this.reconnectionDelayMax = options.reconnectionDelayMax || 10000;
+    this.randomizationFactor = options.randomizationFactor === undefined ? 0.5 : options.randomizationFactor;
+    this.attempts = 0;
   }
+
+  /* How long to wait before reconnect attempt number `attempts` (0 first): exponential, capped, and randomised,
+     so that every sidebar of a call centre does not come back at the same instant after a server restart. */
+  CopilotSocket.prototype.reconnectDelay = function (attempts) {
+    var ms = Math.min(this.reconnectionDelay * Math.pow(2, attempts), this.reconnectionDelayMax);
+    var spread = ms * this.randomizationFactor;
+    return Math.round(ms - spread + Math.random() * 2 * spread);
+  };
 
   CopilotSocket.prototype.on = function (event, handler) {
     (this.handlers[event] = this.handlers[event] || []).push(handler);
@@ -47,8 +59,8 @@
       // proxy in the way) or is down. Say so, rather than "connecting…" for ever.
       if (!was && !self.closedByUser) { self.fire("unreachable", {}); }
       if (!self.closedByUser) {
-        setTimeout(function () { self.open(); }, self.retryMs);
-        self.retryMs = Math.min(self.retryMs * 2, 10000);
+        setTimeout(function () { self.open(); }, self.reconnectDelay(self.attempts));
+        self.attempts += 1;
       }
     };
     return this;
@@ -82,7 +94,7 @@
     var data = rest ? JSON.parse(rest) : null;
     if (kind === "0") {
       this.connected = true;
-      this.retryMs = 500;
+      this.attempts = 0;
       this.fire("connect", data);
       var pending = this.queue;
       this.queue = [];

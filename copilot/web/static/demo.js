@@ -1,6 +1,8 @@
 /* The demo CRM: replays a written conversation into the embedded sidebar through its postMessage API. */
 (function () {
   "use strict";
+  var page = window.CopilotPage;
+  var make = page.make;
   var frame = document.getElementById("sidebar");
   var call = document.getElementById("call");
   var timer = null;
@@ -11,21 +13,24 @@
   var speed = new URLSearchParams(window.location.search).get("speed");
   if (speed) {
     var select = document.getElementById("speed");
-    var option = document.createElement("option");
-    option.value = speed; option.textContent = speed + " ms";
-    select.appendChild(option);
+    select.appendChild(make("option", { value: speed, text: speed + " ms" }));
     select.value = speed;
+  }
+
+  function problem(error) {
+    var box = document.getElementById("problem");
+    box.textContent = "The demo could not start: " + error.message;
+    box.hidden = false;
   }
 
   function post(message) { frame.contentWindow.postMessage(message, origin); }
 
   function showRecord(customer) {
-    var dl = document.createElement("dl");
+    var dl = make("dl");
     [["Customer", customer.name], ["Account", customer.account], ["Plan", customer.plan], ["Customer since", customer.since]]
       .forEach(function (row) {
-        var dt = document.createElement("dt"); dt.textContent = row[0];
-        var dd = document.createElement("dd"); dd.textContent = row[1];
-        dl.appendChild(dt); dl.appendChild(dd);
+        dl.appendChild(make("dt", { text: row[0] }));
+        dl.appendChild(make("dd", { text: row[1] }));
       });
     var record = document.getElementById("record");
     record.textContent = "";
@@ -33,18 +38,9 @@
   }
 
   function line(turn) {
-    var p = document.createElement("p");
-    if (turn.mode) {
-      p.className = "mode";
-      p.textContent = turn.mode === "verification" ? "Identity verification started" : "Identity confirmed";
-    } else {
-      p.className = "line";
-      var who = document.createElement("b");
-      who.textContent = turn.speaker === "agent" ? "Agent:" : "Customer:";
-      p.appendChild(who);
-      p.appendChild(document.createTextNode(turn.text));
-    }
-    call.appendChild(p);
+    call.appendChild(turn.mode ?
+      make("p", { className: "mode", text: turn.mode === "verification" ? "Identity verification started" : "Identity confirmed" }) :
+      make("p", { className: "line" }, [make("b", { text: turn.speaker === "agent" ? "Agent:" : "Customer:" }), turn.text]));
   }
 
   function play() {
@@ -78,18 +74,14 @@
     if (event.data.type === "copilot.token_expired") {
       // A CRM would fetch a new token for the same agent and send copilot.refresh; each demo token is a new
       // visitor of its own, so the demo reconnects and replays instead.
-      fetch("/demo/token", { method: "POST" }).then(function (r) { return r.json(); }).then(function (body) {
-        if (body.ok) { token = body.token; play(); }
-      });
+      page.request("/demo/token", { method: "POST" }, function (body) { token = body.token; play(); }, problem);
     }
   });
   document.getElementById("replay").addEventListener("click", play);
-  Promise.all([fetch("/demo/conversation").then(function (r) { return r.json(); }),
-               fetch("/demo/token", { method: "POST" }).then(function (r) { return r.json(); })])
-    .then(function (results) {
-      script = results[0];
-      token = results[1].token;
-      showRecord(script.customer);
-      play();
-    });
+  page.request("/demo/conversation", {}, function (conversation) {
+    script = conversation;
+    showRecord(script.customer);
+    play();
+  }, problem);
+  page.request("/demo/token", { method: "POST" }, function (body) { token = body.token; play(); }, problem);
 })();

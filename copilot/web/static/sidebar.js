@@ -14,13 +14,11 @@
   allowed.push(window.location.origin);
   if (params.get("theme")) { document.documentElement.setAttribute("data-theme", params.get("theme")); }
 
-  var el = function (id) { return document.getElementById(id); };
+  var page = window.CopilotPage;
+  var el = page.byId;
+  var make = page.make;
   var state = { conversationId: null, turns: {}, counts: {}, hostOrigin: null, socket: null, follow: true,
     autoTop: 0, joined: false, starting: false, failures: 0, started: Promise.resolve() };
-  var LABELS = { frustration: "Frustration", disappointment: "Disappointment", confusion: "Confusion",
-    anxiety: "Anxiety", sadness: "Sadness", gratitude: "Gratitude", repeat_contact: "Repeat contact",
-    escalation_request: "Escalation request", churn_risk: "Churn risk", urgency: "Urgency", abuse: "Abuse",
-    crisis: "Crisis" };
 
   function toHost(message) {
     if (window.parent !== window && state.hostOrigin) { window.parent.postMessage(message, state.hostOrigin); }
@@ -59,6 +57,12 @@
     return PLAIN[code] || "The copilot could not do that. If this keeps happening, tell your admin.";
   }
 
+  // The end of every promise chain: a bug in this page is said on screen, not lost in an unhandled rejection.
+  function broke(e) {
+    if (window.console) { console.error(e); }
+    notice(plain({ code: "internal_error" }));
+  }
+
   function announce(text) {
     var live = el("live");
     live.textContent = "";
@@ -92,10 +96,9 @@
     spans.forEach(function (s) {
       if (s.start < at || s.end > text.length) { return; }  // overlapping spans: the first one wins
       container.appendChild(document.createTextNode(text.slice(at, s.start)));
-      var mark = document.createElement("mark");
-      mark.setAttribute("data-cue", s.cue);
-      mark.title = LABELS[s.cue] || s.cue;
-      mark.textContent = text.slice(s.start, s.end);
+      var mark = make("mark", { "data-cue": s.cue, title: page.cueLabel(s.cue), text: text.slice(s.start, s.end) });
+      var colour = page.cueColour(s.cue);
+      if (colour) { mark.style.setProperty("--cue", colour); }  // CSSOM, which the CSP allows, not a style= attribute
       container.appendChild(mark);
       at = s.end;
     });
@@ -106,17 +109,9 @@
     var box = el("transcript");
     var turn = state.turns[id];
     if (!turn) {
-      turn = document.createElement("p");
-      turn.className = "turn";
-      turn.setAttribute("data-speaker", speaker);
-      turn.setAttribute("data-snippet-id", id);
-      var who = document.createElement("span");
-      who.className = "who";
-      who.textContent = speaker === "agent" ? "Agent" : "Customer";
-      var words = document.createElement("span");
-      words.className = "words";
-      turn.appendChild(who);
-      turn.appendChild(words);
+      turn = make("p", { className: "turn", "data-speaker": speaker, "data-snippet-id": id }, [
+        make("span", { className: "who", text: speaker === "agent" ? "Agent" : "Customer" }),
+        make("span", { className: "words" })]);
       box.appendChild(turn);
       state.turns[id] = turn;
       el("transcript-empty").hidden = true;
@@ -127,10 +122,7 @@
   }
 
   function transcriptLine(text) {
-    var line = document.createElement("p");
-    line.className = "gap";
-    line.textContent = text;
-    el("transcript").appendChild(line);
+    el("transcript").appendChild(make("p", { className: "gap", text: text }));
     followNewest();
   }
 
@@ -138,11 +130,7 @@
     var chips = el("chips");
     chips.textContent = "";
     Object.keys(state.counts).forEach(function (cue) {
-      var chip = document.createElement("span");
-      chip.className = "chip";
-      chip.setAttribute("data-cue", cue);
-      chip.textContent = (LABELS[cue] || cue) + " x" + state.counts[cue];
-      chips.appendChild(chip);
+      chips.appendChild(make("span", { className: "chip", "data-cue": cue, text: page.cueLabel(cue) + " x" + state.counts[cue] }));
     });
     el("chips-empty").hidden = Object.keys(state.counts).length > 0;
   }
@@ -164,7 +152,7 @@
     badge.hidden = false;
     badge.setAttribute("data-level", String(level));
     badge.textContent = "Triage " + level;
-    badge.setAttribute("aria-label", "Triage level " + level + (level === 3 ? ", crisis" : level === 2 ? ", significant distress" : ", mild"));
+    badge.setAttribute("aria-label", "Triage level " + level + ", " + page.triageLabel(level));
   }
 
   function onHighlight(data) {
@@ -193,37 +181,21 @@
           card.remove();
           el("cards-empty").hidden = el("cards").children.length > 0;
         }
-      });
+      }).catch(broke);
   }
 
   function onSuggestions(data) {
     var cards = el("cards");
     cards.textContent = "";
     data.suggestions.slice(0, 2).forEach(function (s) {
-      var card = document.createElement("article");
-      card.className = "card";
-      card.setAttribute("data-suggestion-id", s.id);
-      card.setAttribute("data-stage", s.stage);
-      var text = document.createElement("p");
-      text.textContent = s.text;
-      var why = document.createElement("p");
-      why.className = "why";
-      why.textContent = s.why;
-      var use = document.createElement("button");
-      use.className = "use";
-      use.type = "button";
-      use.textContent = "Use";
-      use.setAttribute("aria-label", "Use: " + s.text);
+      var use = make("button", { className: "use", type: "button", text: "Use", "aria-label": "Use: " + s.text });
+      var dismiss = make("button", { type: "button", text: "Dismiss", "aria-label": "Dismiss: " + s.text });
+      var card = make("article", { className: "card", "data-suggestion-id": s.id, "data-stage": s.stage }, [
+        make("p", { text: s.text }),
+        // the reason beside the buttons: two cards fit a short sidebar
+        make("div", { className: "row" }, [make("p", { className: "why", text: s.why }), use, dismiss])]);
       use.addEventListener("click", function () { feedback(s.id, "used", card); });
-      var dismiss = document.createElement("button");
-      dismiss.type = "button";
-      dismiss.textContent = "Dismiss";
-      dismiss.setAttribute("aria-label", "Dismiss: " + s.text);
       dismiss.addEventListener("click", function () { feedback(s.id, "dismissed", card); });
-      var row = document.createElement("div");  // the reason beside the buttons: two cards fit a short sidebar
-      row.className = "row";
-      row.appendChild(why); row.appendChild(use); row.appendChild(dismiss);
-      card.appendChild(text); card.appendChild(row);
       cards.appendChild(card);
     });
     el("cards-empty").hidden = cards.children.length > 0;
@@ -231,11 +203,8 @@
 
   function onAlert(data) {
     var alerts = el("alerts");
-    var item = document.createElement("div");
-    item.className = "alert";
-    item.setAttribute("role", "status");
-    item.setAttribute("data-kind", data.kind || "note");
-    item.textContent = data.message || data.note;
+    var item = make("div", { className: "alert", role: "status", "data-kind": data.kind || "note",
+      text: data.message || data.note });
     alerts.insertBefore(item, alerts.firstChild);
     while (alerts.children.length > 3) { alerts.removeChild(alerts.lastChild); }
     announce(item.textContent);
@@ -307,7 +276,7 @@
       setStatus("connected");
       state.failures = 0;
       if (state.conversationId && !state.starting) {
-        socket.call("conversation.join", { conversation_id: state.conversationId }).then(joined);
+        socket.call("conversation.join", { conversation_id: state.conversationId }).then(joined).catch(broke);
       }
     });
     socket.on("disconnect", function () { setStatus("reconnecting…"); });
@@ -359,7 +328,7 @@
     call("token.refresh", { token: token }).then(function (ack) {
       if (ack.ok) { setStatus("connected"); }
       toHost({ type: "copilot.ack", command: "token.refresh", ack: ack });
-    });
+    }).catch(broke);
   }
 
   // The server may handle one connection's events side by side, so a snippet sent right behind its start can
@@ -376,7 +345,7 @@
       }).then(function (ack) {
         if (ack && ack.ok === false && refusedThen && state.conversationId === cid) { refusedThen(ack); }
         reply(event)(ack);
-      });
+      }).catch(broke);
     };
     if (msg.type === "copilot.connect") { el("notice").hidden = true; connect(msg.token); return; }
     if (!socket) { return; }
@@ -392,14 +361,14 @@
           if (ack.ok) { state.joined = true; } else { refused(ack.error); }
         }
         reply("conversation.start")(ack);
-      });
+      }).catch(broke);
     } else if (msg.type === "copilot.join") {
       if (msg.conversation_id !== state.conversationId) { reset(); }
       state.conversationId = msg.conversation_id;
       state.started = call("conversation.join", { conversation_id: msg.conversation_id }).then(function (ack) {
         if (state.conversationId === msg.conversation_id) { joined(ack); }
         reply("conversation.join")(ack);
-      });
+      }).catch(broke);
     } else if (msg.type === "copilot.snippet") {
       if (msg.speaker === "agent") { upsertTurn(msg.snippet_id, "agent", msg.text, msg.final !== false, []); }
       after("transcript.snippet", { snippet_id: msg.snippet_id, speaker: msg.speaker, text: msg.text,

@@ -1,4 +1,5 @@
-"""Start servers as a user would (`python wsgi.py`, or gunicorn as the Dockerfile does) on loopback ports."""
+"""Start servers as a user would (`python wsgi.py`, or gunicorn as the Dockerfile does) on loopback ports, and a
+Redis of our own: the tests' harness, which the benchmarks start their servers with too."""
 from __future__ import annotations
 
 import os
