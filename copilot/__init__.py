@@ -19,16 +19,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     from flask import Flask
 
     from copilot import realtime, security
+    from copilot.assist import CopilotService
     from copilot.concurrency import Pools, async_mode
+    from copilot.conversation_store import open_conversations
     from copilot.cues import load_detector
     from copilot.library.api import library_api
     from copilot.library.service import open_library
     from copilot.metrics import Metrics
     from copilot.rest import api
     from copilot.security import Tokens, load_secret
-    from copilot.service import CopilotService
     from copilot.settings import Settings
-    from copilot.store import open_conversations
     from copilot.web import web
 
     settings = settings or Settings.from_env()
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     service = CopilotService(detector, library, conversations, metrics, settings.max_text_chars,
                              settings.cooldown_s, settings.transcript)
     app.extensions.update({"copilot.detector": detector, "copilot.library": library, "copilot.tokens": tokens,
-                           "copilot.service": service, "copilot.metrics": metrics, "copilot.off_loop": pools.python})
+                           "copilot.assist": service, "copilot.metrics": metrics, "copilot.off_loop": pools.python})
     realtime.init_app(app, settings, service, tokens, metrics)
     security.init_app(app, settings)  # after realtime: its middleware wraps Engine.IO's too
     for blueprint in (api, library_api, web):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from copilot.cues.taxonomy import EMOTION_CUES, NEGATIVE_CUES
-from copilot.errors import InvalidSnippet
+from copilot.errors import InvalidSnippet, NotFound
 from copilot.redact import mask_evidence
 
 MODES = ("normal", "verification", "transactional")
@@ -403,23 +403,28 @@ def on_agent(conv: Conversation, snippet_id: str, text: str, final: bool, now: f
     return out
 
 
+def check_in_due(conv: Conversation, mode: str) -> bool:
+    """Whether changing to `mode` makes the after-verification check-in due: the conversation leaves
+    verification, and a negative cue was raised while it lasted."""
+    return conv.mode == "verification" and mode != "verification" and conv.verification_seen_negative
+
+
 def set_mode(conv: Conversation, mode: str) -> bool:
     """Change mode; leaving verification with negative cues seen makes the after-verification check-in due.
     Returns whether a suggestion is now due."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
-    leaving_verification = conv.mode == "verification" and mode != "verification"
+    due = check_in_due(conv, mode)
     conv.mode = mode
-    if leaving_verification and conv.verification_seen_negative:
+    if due:
         conv.after_verification_due = True
-        return True
-    return False
+    return due
 
 
 def after_verification_query(conv: Conversation, mode: str) -> str | None:
-    """What to look up the after-verification check-in by, when changing to `mode` will make it due: the cues
-    raised during verification, the most mentioned first. None when no check-in will be due."""
-    if conv.mode != "verification" or mode == "verification" or not conv.verification_seen_negative:
+    """What to look up the after-verification check-in by, when changing to `mode` will make it due and the
+    conversation gets guidance: the cues raised during verification, the most mentioned first. None otherwise."""
+    if not (check_in_due(conv, mode) and conv.guidance):
         return None
     return "now that you are verified, about the " + " ".join(cues_by_count(conv)).replace("_", " ")
 
@@ -447,7 +452,7 @@ def record_feedback(conv: Conversation, suggestion_id: str, action: str) -> None
     if action not in FEEDBACK:
         raise ValueError(f"action must be one of {', '.join(FEEDBACK)}")
     if suggestion_id not in conv.shown:
-        raise KeyError(suggestion_id)
+        raise NotFound(f"suggestion {suggestion_id} was not shown in this conversation")
     if action in ("used", "dismissed"):
         target = conv.used if action == "used" else conv.dismissed
         if suggestion_id not in target:

@@ -5,6 +5,9 @@ The core and the adapters raise these; the transport turns one into `{"ok": fals
 """
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -199,3 +202,29 @@ def error_body(error: CopilotError) -> dict:
 def internal_error_body() -> dict:
     """The wire form of an exception that is not a CopilotError: a bug, whose details stay in the log."""
     return error_body(CopilotError("the server failed to process this event"))
+
+
+class AnswerLog:
+    """The log line for an error answered to a client. The client's own mistakes (4xx) go to DEBUG: anyone could
+    fill the log with them. The server's failures (5xx: a store down, a library damaged) go to WARNING, where an
+    operator sees them, at most once per code every `every_s` seconds, with the count held back meanwhile."""
+
+    def __init__(self, logger: logging.Logger, every_s: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.logger, self.every_s, self.clock = logger, every_s, clock
+        self.last: dict[str, float] = {}
+        self.held: dict[str, int] = {}
+
+    def answered(self, where: str, error: CopilotError) -> None:
+        """Log that `where` (an event or a route) answered `error`."""
+        if error.status < 500:
+            self.logger.debug("%s answered %s: %s", where, error.code, error)
+            return
+        now = self.clock()
+        if now - self.last.get(error.code, -self.every_s) < self.every_s:
+            self.held[error.code] = self.held.get(error.code, 0) + 1
+            return
+        self.last[error.code] = now
+        held = self.held.pop(error.code, 0)
+        self.logger.warning("%s answered %s: %s%s", where, error.code, error,
+                            f" ({held} more answered so since the last line)" if held else "")

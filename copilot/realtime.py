@@ -1,6 +1,7 @@
 """Socket.IO transport, namespace /copilot: authenticate on connect, then thin handlers that validate, call the
 service and emit. Every client event gets an acknowledgment; no error closes the connection. Below the namespace,
-the Engine.IO sessions are guarded: JSON packets only, and a deadline and a per-address cap for joining /copilot.
+the Engine.IO sessions are guarded: JSON packets only, and a deadline and a per-address cap for joining /copilot
+(copilot.compat puts the guard in front of Socket.IO's handlers).
 """
 from __future__ import annotations
 
@@ -16,8 +17,18 @@ from flask import Flask, request
 from flask_socketio import ConnectionRefusedError, SocketIO, join_room, leave_room
 from socketio import packet as sio_packet
 
-from copilot.compat import hang_up, install_transport
+from copilot.assist import CopilotService, Reply
+from copilot.compat import (
+    decoding_errors,
+    eio_sid_of,
+    hang_up,
+    has_session,
+    install_session_guard,
+    install_transport,
+    raised_while_decoding,
+)
 from copilot.errors import (
+    AnswerLog,
     CopilotError,
     Flooding,
     Forbidden,
@@ -34,7 +45,6 @@ from copilot.errors import (
 from copilot.metrics import Metrics
 from copilot.protocol import EVENTS, validate
 from copilot.security import AllowedOrigins, Identity, Lobby, RateLimits, TokenBucket, Tokens, take_together
-from copilot.service import CopilotService, Reply
 from copilot.settings import Settings
 
 NAMESPACE = "/copilot"
@@ -217,13 +227,12 @@ class BinaryEvents:
 class BadInputLog(logging.Filter):
     """One short line for a client's bad input instead of the traceback Engine.IO logs (0.8 KB a request, which
     let anyone fill the log): the first at its own level, the rest at INFO, Engine.IO's own habit for bad
-    handshakes. As a filter on Engine.IO's logger it shortens only errors raised while decoding a client's
-    packet; every other error keeps its traceback."""
+    handshakes. As a filter on Engine.IO's logger it shortens only a BadPacket and the errors that
+    `from_engineio_decoder` (copilot.compat) says Engine.IO raised decoding; every other error keeps its traceback."""
 
-    DECODERS = (("engineio", "packet.py"), ("engineio", "payload.py"))
-
-    def __init__(self) -> None:
+    def __init__(self, from_engineio_decoder: Callable[[BaseException | None], bool] = raised_while_decoding) -> None:
         super().__init__()
+        self.from_engineio_decoder = from_engineio_decoder
         self.seen = False
 
     def line(self, what: str, level: int) -> tuple[int, str]:
@@ -246,27 +255,20 @@ class BadInputLog(logging.Filter):
         record.levelno, record.levelname = level, logging.getLevelName(level)
         return logging.getLogger(record.name).isEnabledFor(level)
 
-    @classmethod
-    def from_decoding(cls, error: BaseException | None) -> bool:
-        if isinstance(error, BadPacket):
-            return True
-        if not isinstance(error, (ValueError, TypeError)) or error.__traceback__ is None:
-            return False
-        tb = error.__traceback__
-        while tb.tb_next is not None:
-            tb = tb.tb_next
-        parts = tb.tb_frame.f_code.co_filename.replace("\\", "/").split("/")[-2:]
-        return tuple(parts) in cls.DECODERS
+    def from_decoding(self, error: BaseException | None) -> bool:
+        """Whether `error` is a client's bad input: refused by our decoder, or by Engine.IO's."""
+        return isinstance(error, BadPacket) or self.from_engineio_decoder(error)
 
 
 def quiet_bad_input(socketio: SocketIO) -> BadInputLog:
-    """This server's Engine.IO logger, with client decoding errors shortened to a line (added once per logger)."""
+    """This server's Engine.IO logger, with client decoding errors shortened to a line (added once per logger);
+    the send-queue cap reports through it too (copilot.compat)."""
     logger = socketio.server.eio.logger
-    for existing in logger.filters:
-        if isinstance(existing, BadInputLog):
-            return existing
-    quiet = BadInputLog()
-    logger.addFilter(quiet)
+    quiet = next((existing for existing in logger.filters if isinstance(existing, BadInputLog)), None)
+    if quiet is None:
+        quiet = BadInputLog(decoding_errors())
+        logger.addFilter(quiet)
+    socketio.server.eio.copilot_quiet = quiet
     return quiet
 
 
@@ -298,72 +300,73 @@ class JoinDeadline:
                     log.exception("closing session %s past the join deadline failed", sid)
 
 
-def guard_sessions(socketio: SocketIO, lobby: Lobby) -> None:
-    """Guard this server's Engine.IO sessions, below Socket.IO: a session must connect to /copilot within the
+class Sessions:
+    """One server's Engine.IO sessions, guarded below Socket.IO: a session must connect to /copilot within the
     lobby's deadline, and an address may hold only so many sessions that have not; binary events are answered
-    without buffering (BinaryEvents); a session that sends a packet this protocol lacks is closed. Wraps the
-    Engine.IO handlers Socket.IO registered (Engine.IO's public `on`), keeping each; the addresses are
-    REMOTE_ADDR, which ProxyFix sets behind COPILOT_PROXY_HOPS proxies."""
-    server, eio = socketio.server, socketio.server.eio
-    on_connect, on_message, on_disconnect = (eio.handlers[name] for name in ("connect", "message", "disconnect"))
-    binary = BinaryEvents()
-    lock = threading.Lock()
-    deadline = JoinDeadline(eio, lobby, lock)
-    quiet = quiet_bad_input(socketio)
-    server.copilot_lobby = (lobby, lock, deadline)
-    eio.copilot_quiet = quiet
+    without buffering (BinaryEvents); a session that sends a packet this protocol lacks is closed. The addresses
+    are REMOTE_ADDR, which ProxyFix sets behind COPILOT_PROXY_HOPS proxies."""
 
-    def connect(eio_sid: str, environ: dict) -> Any:
-        with lock:
+    def __init__(self, eio: Any, lobby: Lobby, quiet: BadInputLog) -> None:
+        self.eio, self.lobby, self.quiet = eio, lobby, quiet
+        self.binary = BinaryEvents()
+        self.lock = threading.Lock()
+        self.deadline = JoinDeadline(eio, lobby, self.lock)
+
+    def admit(self, eio_sid: str, environ: dict) -> Any:
+        """None to let Socket.IO connect the session, or the refusal of an address that holds its share."""
+        with self.lock:
             try:
-                lobby.enter(eio_sid, environ.get("REMOTE_ADDR") or "")
+                self.lobby.enter(eio_sid, environ.get("REMOTE_ADDR") or "")
             except TooManyPending as error:
                 return error_body(error)["error"]  # Engine.IO answers 401 with this {code, message} as its body
-            deadline.wake()
-        return on_connect(eio_sid, environ)
+            self.deadline.wake()
+        return None
 
-    def message(eio_sid: str, data: Any) -> Any:
-        sock = eio.sockets.get(eio_sid)
-        if sock is None or sock.closed:  # hung up (hang_up): what its reader had buffered goes unanswered
-            return None
+    def receive(self, eio_sid: str, data: Any, handle: Callable[[Any], Any]) -> Any:
+        """Hand one message to Socket.IO (`handle`) once BinaryEvents has screened it; close the session on a
+        BadPacket."""
         try:
-            with lock:
-                text = binary.screen(eio_sid, data)
-            return None if text is None else on_message(eio_sid, text)
+            with self.lock:
+                text = self.binary.screen(eio_sid, data)
+            return None if text is None else handle(text)
         except BadPacket as error:
-            quiet.report(log, f"{error}; session closed")
-            eio.disconnect(eio_sid)
+            self.quiet.report(log, f"{error}; session closed")
+            self.eio.disconnect(eio_sid)
 
-    def disconnect(eio_sid: str, reason: Any = None) -> Any:
-        try:
-            return on_disconnect(eio_sid, reason)
-        finally:
-            with lock:
-                lobby.leave(eio_sid)
-                binary.forget(eio_sid)
+    def forget(self, eio_sid: str) -> None:
+        with self.lock:
+            self.lobby.leave(eio_sid)
+            self.binary.forget(eio_sid)
 
-    eio.on("connect", connect)
-    eio.on("message", message)
-    eio.on("disconnect", disconnect)
+    def joined(self, eio_sid: str, on_copilot: bool, address: str) -> None:
+        """Out of the lobby on joining /copilot; back in (uncapped, with a new deadline) on leaving it while the
+        Engine.IO session stays."""
+        with self.lock:
+            if on_copilot:
+                self.lobby.leave(eio_sid)
+            elif has_session(self.eio, eio_sid):
+                self.lobby.enter(eio_sid, address, capped=False)
+                self.deadline.wake()
+
+
+def guard_sessions(socketio: SocketIO, lobby: Lobby) -> Sessions | None:
+    """Put Sessions in front of this server's Socket.IO handlers (copilot.compat); None where python-socketio or
+    python-engineio is outside its window, and one log line says what runs instead."""
+    sessions = Sessions(socketio.server.eio, lobby, quiet_bad_input(socketio))
+    if not install_session_guard(socketio.server, sessions):
+        return None
+    socketio.server.copilot_sessions = sessions
+    return sessions
 
 
 def joined(socketio: SocketIO, sid: str, on_copilot: bool) -> None:
     """Take a session out of the lobby when it joins /copilot, and put it back (uncapped, with a new deadline)
     when it leaves /copilot but keeps its Engine.IO session."""
-    guard = getattr(socketio.server, "copilot_lobby", None)
-    if guard is None:
-        return
-    lobby, lock, deadline = guard
-    eio_sid = socketio.server.manager.eio_sid_from_sid(sid, NAMESPACE)
-    if eio_sid is None:
-        return
-    with lock:
-        if on_copilot:
-            lobby.leave(eio_sid)
-        elif eio_sid in socketio.server.eio.sockets:
-            lobby.enter(eio_sid, (socketio.server.environ.get(eio_sid) or {}).get("REMOTE_ADDR") or "",
-                        capped=False)
-            deadline.wake()
+    sessions = getattr(socketio.server, "copilot_sessions", None)
+    eio_sid = None if sessions is None else eio_sid_of(socketio.server, sid, NAMESPACE)
+    if eio_sid is not None:
+        environ = socketio.server.get_environ(sid, NAMESPACE) or {}
+        sessions.joined(eio_sid, on_copilot, environ.get("REMOTE_ADDR") or "")
 
 
 def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metrics: Metrics,
@@ -404,10 +407,12 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
 
     def flooding() -> None:
         """Close a connection that kept sending after its events were refused (one short line in the log)."""
-        eio_sid = socketio.server.manager.eio_sid_from_sid(request.sid, NAMESPACE)
+        eio_sid = eio_sid_of(socketio.server, request.sid, NAMESPACE)
         quiet.report(log, f"a connection kept sending after {2 * connections.burst} refusals; session closed")
         if eio_sid is not None:
             hang_up(socketio.server.eio, eio_sid)
+
+    answers = AnswerLog(log)
 
     @socketio.on_error(NAMESPACE)
     def answer(error: Exception) -> dict:
@@ -417,7 +422,7 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
         event = request.event["message"]
         if isinstance(error, CopilotError):
             body = error_body(error)
-            log.debug("%s answered %s: %s", event, error.code, error)
+            answers.answered(event, error)
         else:
             body = internal_error_body()
             log.error("unexpected error in the /copilot handler of %s", event, exc_info=error)

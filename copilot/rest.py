@@ -1,22 +1,25 @@
 """REST transport: the front door, health, readiness, one-off cue analysis, and the app-wide JSON error handlers."""
 from __future__ import annotations
 
+import logging
 from functools import partial
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
 from werkzeug.exceptions import HTTPException
 
-from copilot.errors import HTTP_CODES, OTHER_HTTP_CODE, CopilotError, InvalidPayload, TextTooLong, error_body
+from copilot.conversation_store import redis_policy
+from copilot.errors import HTTP_CODES, OTHER_HTTP_CODE, AnswerLog, CopilotError, InvalidPayload, TextTooLong, error_body
 from copilot.security import bearer
-from copilot.store import redis_policy
 from copilot.web import demo_enabled
 
 api = Blueprint("api", __name__)
+answers = AnswerLog(logging.getLogger("copilot.rest"))
 
 
 @api.app_errorhandler(CopilotError)
 def copilot_error(error: CopilotError):
-    """A precise error of ours: its code and HTTP status from errors.CODES."""
+    """A precise error of ours: its code and HTTP status from errors.CODES (a server failure is logged)."""
+    answers.answered(f"{request.method} {request.path}", error)
     return jsonify(error_body(error)), error.status
 
 
@@ -69,10 +72,10 @@ def readyz():
     library = current_app.extensions["copilot.library"]
     checks = {"model": True, "index": library.shipped_index is not None and len(library.shipped_index) > 0,
               "library_store": library.ping(),
-              "conversation_store": current_app.extensions["copilot.service"].ping()}
+              "conversation_store": current_app.extensions["copilot.assist"].ping()}
     server = current_app.extensions["socketio"].async_mode  # gevent as served; threading only in tests' own process
     body = {"ok": all(checks.values()), "checks": checks, "server": server}
-    store = current_app.extensions["copilot.service"].store
+    store = current_app.extensions["copilot.assist"].store
     if hasattr(store, "redis"):  # a policy that may evict keys could drop the library or live conversations
         body["redis"] = redis_policy(store.redis)
     return jsonify(body), 200 if body["ok"] else 503

@@ -13,6 +13,7 @@ import sys
 from copilot.compat.seam import log
 
 original: list[float] = []  # the interval to put back, while a short one is installed
+users = [0]  # how many installs are in force: apps in one process share the interpreter's one interval
 
 
 def has_gil() -> bool:
@@ -21,18 +22,23 @@ def has_gil() -> bool:
 
 
 def install_short_switches(interval_s: float, gil: bool | None = None) -> bool:
-    """Set the switch interval to interval_s, keeping the one in force; False (and one log line) without a GIL."""
+    """Set the switch interval to interval_s, keeping the one in force; False (and one log line) without a GIL.
+    Each install needs its uninstall; the last one out puts the original back."""
     if not (has_gil() if gil is None else gil):
         log.warning("copilot.compat: %s %s has no GIL to hand over, so the short switch interval is not "
                     "installed: bulk work keeps the default", sys.implementation.name, sys.version.split()[0])
         return False
     if not original:
         original.append(sys.getswitchinterval())
+    users[0] += 1
     sys.setswitchinterval(interval_s)
     return True
 
 
 def uninstall_short_switches() -> None:
-    """Put back the switch interval that was in force before install_short_switches."""
-    if original:
+    """Undo one install_short_switches; the last one puts back the interval that was in force before the first."""
+    if not original:
+        return
+    users[0] = max(0, users[0] - 1)
+    if users[0] == 0:
         sys.setswitchinterval(original.pop())

@@ -8,8 +8,8 @@ import numpy as np
 
 from copilot.cues.detector import CueDetector
 from copilot.cues.goemotions import read_split
-from copilot.cues.metrics import prf, span_scores
 from copilot.cues.realdata import CUES_EVAL, read_jsonl
+from copilot.cues.scoring import prf, span_scores
 from copilot.cues.taxonomy import CUES, EMOTION_CUES, Span
 from copilot.cues.tune import cue_gold, gold_matrix
 

@@ -31,8 +31,8 @@ from transformers import BertModel
 from copilot.cues import lexicon
 from copilot.cues.corpus import CUSTOMER_TURNS, Row, goemotions_row, read_turns, split_turns, turn_row
 from copilot.cues.goemotions import read_labels, read_split
-from copilot.cues.metrics import best_thresholds
 from copilot.cues.model import DEFAULT_MODEL_DIR
+from copilot.cues.scoring import best_thresholds
 from copilot.cues.taxonomy import CUES, EMOTION_CUES
 
 BASE_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"

@@ -26,9 +26,9 @@ import numpy as np
 
 from copilot.cues import lexicon
 from copilot.cues.goemotions import read_split
-from copilot.cues.metrics import THRESHOLD_GRID, best_thresholds, prf
 from copilot.cues.model import DEFAULT_GRAPH, DEFAULT_MODEL_DIR, CueModel, thresholds_path
 from copilot.cues.realdata import CUES_EVAL, read_jsonl
+from copilot.cues.scoring import THRESHOLD_GRID, best_thresholds, prf
 from copilot.cues.taxonomy import CONVERSATION_CUES, CUES, EMOTION_CUES
 from copilot.text import normalise
 

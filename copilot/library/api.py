@@ -190,9 +190,9 @@ def conversation_analytics():
     """Cue mentions and emotional resolution per day, from the event log."""
     who = identity()
     who.require("lead")
-    service = current_app.extensions["copilot.service"]
+    service = current_app.extensions["copilot.assist"]
     # reads and parses up to 100,000 events: off the loop, never holding up a snippet
-    trends = current_app.extensions["copilot.off_loop"](service.conversation_trends, who.tenant)
+    trends = service.conversation_trends(who.tenant, current_app.extensions["copilot.off_loop"])
     return jsonify({"ok": True, **trends})
 
 

@@ -225,6 +225,8 @@ class Library:
               phrasing_id: str | None = None) -> list[AuditEntry]:
         """One page of the tenant's audit log (of one phrasing, if given): the entries numbered after `after`,
         at most `limit` of them."""
+        # Read in place, not offloaded: both stores read one phrasing's page through an index (at most `limit`
+        # entries, as an unfiltered page), and a Redis client must stay on the loop's thread under gevent.
         return self.store.audit(tenant, after, limit, phrasing_id)
 
     def seeded(self, tenant: str) -> bool:
@@ -439,8 +441,10 @@ class Library:
                 variant = experiment.variant(name) if name is not None else None
                 if variant is not None:
                     return experiment.id, variant
-        except Exception as error:  # an experiment must never cost a conversation
+        except CopilotError as error:  # an experiment must never cost a conversation
             log.warning("no experiment for a conversation of tenant %r: %s", tenant, error)
+        except Exception:  # a bug: still no experiment, but with its traceback
+            log.exception("no experiment for a conversation of tenant %r", tenant)
         return None
 
     def variant(self, tenant: str, experiment_id: str, variant_name: str) -> Variant | None:
@@ -448,8 +452,11 @@ class Library:
         redefined or is broken) or the store cannot say. Never raises: the caller then applies no variant."""
         try:
             experiment = self._parsed_experiments(tenant).get(experiment_id)
-        except Exception as error:  # an experiment must never cost a snippet
+        except CopilotError as error:  # an experiment must never cost a snippet
             log.warning("experiment %r of tenant %r unreadable: %s", experiment_id, tenant, error)
+            return None
+        except Exception:  # a bug: still no variant, but with its traceback
+            log.exception("experiment %r of tenant %r unreadable", experiment_id, tenant)
             return None
         variant = experiment.variant(variant_name) if experiment is not None else None
         if variant is None:

@@ -266,28 +266,63 @@ if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= rev then return {1, rev, stored, commi
 rev = rev + 1
 redis.call('SET', KEYS[1], rev)
 redis.call('SADD', KEYS[2], ARGV[2])
-local seq = 0
+local numbered, seq = true, 0
 local last = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1)
 if #last > 0 then
   local ms, n = string.match(last[1][1], '^(%d+)-(%d+)$')
-  if ms == '0' then seq = tonumber(n) else seq = nil end
+  if ms == '0' then seq = tonumber(n) else numbered, seq = false, redis.call('XLEN', KEYS[4]) end
+else
+  redis.call('SET', KEYS[7], 'all')
 end
 for _, row in ipairs(cjson.decode(ARGV[5])) do
   redis.call('RPUSH', ARGV[4] .. row[1], row[6])
   redis.call('HSET', KEYS[3], row[1], row[2])
-  local id = '*'
-  if seq then seq = seq + 1; id = '0-' .. seq end
-  redis.call('XADD', KEYS[4], id, 'revision', rev, 'at', ARGV[3], 'actor', row[4], 'action', row[5], 'id', row[1],
-             'before', row[3], 'after', row[2])
+  seq = seq + 1
+  local id = redis.call('XADD', KEYS[4], numbered and ('0-' .. seq) or '*', 'revision', rev, 'at', ARGV[3],
+                        'actor', row[4], 'action', row[5], 'id', row[1], 'before', row[3], 'after', row[2])
+  redis.call('ZADD', ARGV[7] .. row[1], seq, id)
 end
 redis.call('RPUSH', KEYS[5], ARGV[6])
 redis.call('SET', KEYS[6], redis.call('HLEN', KEYS[3]))
 return {0, rev, 0, 0}
-"""  # KEYS: revision, tenants, current, audit, changes, count; ARGV: expected revision or '', tenant, time, the
-#      versions key prefix, rows [id, after, before or '', actor, action, version entry] as JSON, the changed ids.
+"""  # KEYS: revision, tenants, current, audit, changes, count, audit-indexed; ARGV: expected revision or '', tenant,
+#      time, the versions key prefix, rows [id, after, before or '', actor, action, version entry] as JSON, the
+#      changed ids, the audit-of key prefix.
 # The checks first: a library whose keys were evicted (one commit per revision in `changes`, `count` phrasings in
 # `current`) is refused rather than written to, which would make it look whole again. Audit entries are numbered
-# 0-1, 0-2, ... so that a page of the audit is one XRANGE; a stream written before that keeps its own ids.
+# 0-1, 0-2, ... so that a page of the audit is one XRANGE; a stream written before that keeps its own ids, and its
+# entries are numbered by position (it is never trimmed). Each entry's id goes into its phrasing's index
+# (`audit-of:{id}`, scored by number); a log that starts here is indexed whole (`audit-indexed` = all).
+
+INDEX_SCRIPT = """
+local mark = redis.call('GET', KEYS[2])
+if mark == 'all' then return 'all' end
+local start, seq = '-', 0
+if mark then
+  local id, n = string.match(mark, '^(%S+) (%d+)$')
+  start, seq = '(' .. id, tonumber(n)
+end
+local chunk = tonumber(ARGV[2])
+local entries = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', chunk)
+for _, entry in ipairs(entries) do
+  local ms, n = string.match(entry[1], '^(%d+)-(%d+)$')
+  if ms == '0' then seq = tonumber(n) else seq = seq + 1 end
+  local fields = entry[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'id' then redis.call('ZADD', ARGV[1] .. fields[i + 1], seq, entry[1]); break end
+  end
+end
+if #entries < chunk then
+  redis.call('SET', KEYS[2], 'all')
+  return 'all'
+end
+local reached = entries[#entries][1] .. ' ' .. seq
+redis.call('SET', KEYS[2], reached)
+return reached
+"""  # KEYS: audit, audit-indexed; ARGV: the audit-of key prefix, entries per run.
+# Indexes one chunk of a log written before entries were indexed by phrasing, on the server: the entries' JSON
+# never crosses the wire. `audit-indexed` holds where it reached ("{stream id} {number}") until it reaches the end
+# ("all"). Entries a commit indexes meanwhile are indexed again with the same number: ZADD leaves them as they are.
 
 
 def redis_client(url: str) -> Any:
@@ -299,6 +334,9 @@ def redis_client(url: str) -> Any:
 
 class RedisLibraryStore:
     """The shared store for scale-out. Keys live under `{prefix}:lib:{tenant}:...`."""
+
+    INDEX_CHUNK = 1000  # audit entries one run of INDEX_SCRIPT indexes: a few ms of Redis
+    INDEX_RUNS = 50  # runs one audit request may make: a longer log is indexed over several requests
 
     def __init__(self, url: str, prefix: str = "copilot") -> None:
         import redis
@@ -368,9 +406,11 @@ class RedisLibraryStore:
                  f'{{"phrasing": {after}, "at": {at}, "actor": {json.dumps(change.actor)}}}')
                 for change, (p, after, before) in zip(changes, serialized(changes))]
         keys = [self.key(tenant, "rev"), f"{self.prefix}:tenants", self.key(tenant, "current"),
-                self.key(tenant, "audit"), self.key(tenant, "changes"), self.key(tenant, "count")]
+                self.key(tenant, "audit"), self.key(tenant, "changes"), self.key(tenant, "count"),
+                self.key(tenant, "audit-indexed")]
         args = ["" if expected_revision is None else expected_revision, tenant, repr(now),
-                self.key(tenant, "versions", ""), json.dumps(rows), json.dumps([row[0] for row in rows])]
+                self.key(tenant, "versions", ""), json.dumps(rows), json.dumps([row[0] for row in rows]),
+                self.key(tenant, "audit-of", "")]
         outcome, revision, stored, commits = self.redis.eval(COMMIT_SCRIPT, len(keys), *keys, *args)
         if outcome == 2:
             self._damaged(tenant, f"revision {revision}, {commits} commits, {stored} phrasings")
@@ -387,29 +427,47 @@ class RedisLibraryStore:
     def audit(self, tenant: str, after: int = 0, limit: int = 100,
               phrasing_id: str | None = None) -> list[AuditEntry]:
         """One page of the audit log: the entries numbered after `after`, read with one bounded XRANGE; one
-        phrasing's entries are read in chunks from there (a stream has no index by phrasing)."""
-        key, chunk = self.key(tenant, "audit"), 1000
-        page = self.redis.xrange(key, min=f"(0-{after}" if after else "-", max="+",
-                                 count=limit if phrasing_id is None else chunk)
+        phrasing's entries through its index, so that they cost what its own history costs."""
+        if phrasing_id is not None:
+            return self._audit_of(tenant, after, limit, phrasing_id)
+        key = self.key(tenant, "audit")
+        page = self.redis.xrange(key, min=f"(0-{after}" if after else "-", max="+", count=limit)
         if page and not page[0][0].startswith("0-"):
-            return self._audit_by_position(key, after, limit, phrasing_id, chunk)
-        out = []
-        while True:
-            out += [self._audit_entry(int(entry_id.split("-")[1]), fields) for entry_id, fields in page
-                    if phrasing_id is None or fields["id"] == phrasing_id]
-            if phrasing_id is None or len(out) >= limit or len(page) < chunk:
-                return out[:limit]
-            page = self.redis.xrange(key, min=f"({page[-1][0]}", max="+", count=chunk)
+            return self._audit_by_position(key, after, limit)
+        return [self._audit_entry(int(entry_id.split("-")[1]), fields) for entry_id, fields in page]
 
-    def _audit_by_position(self, key: str, after: int, limit: int, phrasing_id: str | None = None,
-                           chunk: int = 1000) -> list[AuditEntry]:
+    def _audit_of(self, tenant: str, after: int, limit: int, phrasing_id: str) -> list[AuditEntry]:
+        """One phrasing's entries numbered after `after`: their ids from its index, then those entries alone."""
+        if self.redis.get(self.key(tenant, "audit-indexed")) != "all":
+            self._index_audit(tenant)
+        listed = self.redis.zrangebyscore(self.key(tenant, "audit-of", phrasing_id), f"({after}", "+inf",
+                                          start=0, num=limit, withscores=True)
+        key = self.key(tenant, "audit")
+        with self.redis.pipeline(transaction=False) as pipe:  # no MULTI: refused when Redis is out of memory
+            for entry_id, _ in listed:
+                pipe.xrange(key, min=entry_id, max=entry_id)
+            pages = pipe.execute()
+        return [self._audit_entry(int(seq), page[0][1]) for (_, seq), page in zip(listed, pages) if page]
+
+    def _index_audit(self, tenant: str) -> None:
+        """Index by phrasing the entries written before commits did (once per tenant, resumed where it stopped),
+        at most INDEX_RUNS chunks now; StoreUnavailable (retry) if the log is longer still."""
+        keys = (self.key(tenant, "audit"), self.key(tenant, "audit-indexed"))
+        for _ in range(self.INDEX_RUNS):
+            if self.redis.eval(INDEX_SCRIPT, 2, *keys, self.key(tenant, "audit-of", ""), self.INDEX_CHUNK) == "all":
+                return
+        log.info("audit log of tenant %r indexed by phrasing up to %s so far", tenant, self.redis.get(keys[1]))
+        raise StoreUnavailable(f"the audit log of tenant {tenant!r} is still being indexed by phrasing "
+                               f"({self.INDEX_RUNS * self.INDEX_CHUNK} more entries by this request); retry")
+
+    def _audit_by_position(self, key: str, after: int, limit: int, chunk: int = 1000) -> list[AuditEntry]:
         """A stream written before entries were numbered: counted from its start, but only up to the page."""
         out, seq, start = [], 0, "-"
         while len(out) < limit:
             entries = self.redis.xrange(key, min=start, max="+", count=chunk)
             for _, fields in entries:
                 seq += 1
-                if seq > after and (phrasing_id is None or fields["id"] == phrasing_id):
+                if seq > after:
                     out.append(self._audit_entry(seq, fields))
                     if len(out) >= limit:
                         break

@@ -3,6 +3,7 @@ ever of the caller's own tenant. Both stores, and the API over a live server."""
 import pytest
 import requests
 
+from copilot.errors import StoreUnavailable
 from copilot.library.phrasing import parse_phrasing
 from copilot.library.store import Change, RedisLibraryStore, SqliteLibraryStore
 from copilot.security import Tokens
@@ -48,6 +49,37 @@ def test_a_redis_audit_written_before_entries_were_numbered_filters_by_phrasing_
                                "id": LATE.id if i in (3, 9) else f"old-{i:02d}", "before": "", "after": ""})
     assert [e.seq for e in store.audit("acme", 0, 10, LATE.id)] == [4, 10]
     assert [e.seq for e in store.audit("acme", 4, 10, LATE.id)] == [10]
+
+
+def test_the_redis_audit_of_one_phrasing_reads_its_own_entries_not_the_tenants_log(redis_url):
+    store = RedisLibraryStore(redis_url)
+    store.commit("acme", [Change(None, LATE.with_changes(id=f"early-{i:05d}"), "lee", "import") for i in range(1500)])
+    store.commit("acme", [Change(None, LATE, "lee", "create")])
+    store.redis.config_resetstat()
+    sent = store.redis.info("stats")["total_net_output_bytes"]
+    assert [e.seq for e in store.audit("acme", 0, 1000, LATE.id)] == [1501]
+    assert store.audit("acme", 0, 1000, "no-such-phrasing") == []
+    read = store.redis.info("stats")["total_net_output_bytes"] - sent
+    assert read < 20_000, f"the audit of one phrasing read {read / 1e3:.0f} kB of a 1,501-entry log"
+    stats = store.redis.info("commandstats")
+    assert stats["cmdstat_xrange"]["calls"] == 1, "one entry read, by its id"
+    assert "cmdstat_eval" not in stats, "a log that began with the index needs no indexing"
+
+
+def test_an_old_redis_audit_is_indexed_once_in_bounded_runs_then_read_by_phrasing(redis_url):
+    store = RedisLibraryStore(redis_url)
+    store.INDEX_CHUNK, store.INDEX_RUNS = 5, 2
+    key = store.key("acme", "audit")
+    for i in range(12):  # as the commit script used to write them: ids chosen by Redis, no index
+        store.redis.xadd(key, {"revision": 1, "at": 1.0, "actor": "lee", "action": "seed",
+                               "id": LATE.id if i in (3, 9) else f"old-{i:02d}", "before": "", "after": ""})
+    store.commit("acme", [Change(None, LATE, "kim", "create")])  # indexed as it is written, numbered 13
+    with pytest.raises(StoreUnavailable, match="retry"):
+        store.audit("acme", 0, 10, LATE.id)  # 10 of 13 entries indexed by this request, the rest by the next
+    assert [(e.seq, e.actor) for e in store.audit("acme", 0, 10, LATE.id)] == [(4, "lee"), (10, "lee"), (13, "kim")]
+    assert [e.seq for e in store.audit("acme", 0, 100) if e.phrasing_id == LATE.id] == [4, 10, 13]
+    assert [e.seq for e in store.audit("acme", 4, 1, LATE.id)] == [10]
+    assert store.audit("globex", 0, 10, LATE.id) == []
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from copilot.conversation import Conversation
+from copilot.conversation_store import STATE_TTL_S, MemoryConversationStore, RedisConversationStore, redis_policy
 from copilot.errors import ConversationExists, StoreUnavailable, TooManyConversations, UnknownConversation
 from copilot.eventlog import FileEventLog
-from copilot.store import STATE_TTL_S, MemoryConversationStore, RedisConversationStore, redis_policy
 from tests.servers import free_port
 
 

@@ -228,10 +228,10 @@ def test_a_stale_or_broken_experiment_gives_no_variant_and_never_raises(tmp_path
 
 def test_a_conversation_in_an_experiment_is_counted_through_the_library(tmp_path, detector, shipped, shipped_index):
     """The copilot service reaches usage, exposures and outcomes through the Library, never its stores."""
+    from copilot.assist import CopilotService
+    from copilot.conversation_store import MemoryConversationStore
     from copilot.eventlog import FileEventLog
     from copilot.metrics import Metrics
-    from copilot.service import CopilotService
-    from copilot.store import MemoryConversationStore
 
     library = make_library(SqliteLibraryStore(tmp_path / "lib.db"), detector, shipped, shipped_index, sync=0)
     service = CopilotService(detector, library, MemoryConversationStore(FileEventLog(tmp_path / "events.jsonl")),

@@ -160,6 +160,19 @@ def test_audit_pages_follow_one_another_without_gaps(store):
     assert [e.phrasing_id for p in pages for e in p][-1] == PHRASING.id
 
 
+def test_one_phrasings_audit_pages_are_the_whole_log_filtered_to_it(store):
+    for i in range(6):
+        store.commit("acme", [Change(None, PHRASING.with_changes(id=f"other-{i:02d}"), "lee", "create"),
+                              Change(None, PHRASING.with_changes(version=i + 1), "kim", "edit")])
+    whole = [e.seq for e in store.audit("acme", 0, 1000) if e.phrasing_id == PHRASING.id]
+    pages, after = [], 0
+    while page := store.audit("acme", after, 4, PHRASING.id):
+        pages.append([e.seq for e in page])
+        after = page[-1].seq
+    assert [len(p) for p in pages] == [4, 2] and [seq for p in pages for seq in p] == whole
+    assert store.audit("acme", whole[-1], 4, PHRASING.id) == []
+
+
 def test_redis_audit_entries_are_numbered_so_a_page_is_one_bounded_read(redis_url):
     store = RedisLibraryStore(redis_url)
     store.commit("acme", [Change(None, PHRASING.with_changes(id=f"page-{i:03d}"), "lee", "import") for i in range(30)])

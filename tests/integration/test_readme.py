@@ -119,9 +119,9 @@ def test_the_readme_server_event_table_lists_every_server_event_with_its_fields(
 
 
 def emits_in_the_service() -> list[tuple[str, ast.expr]]:
-    """Each (event, payload) the service puts in a Reply's emits, read from copilot/service.py's source."""
+    """Each (event, payload) the service puts in a Reply's emits, read from copilot/assist.py's source."""
     found = []
-    for node in ast.walk(ast.parse((ROOT / "copilot" / "service.py").read_text())):
+    for node in ast.walk(ast.parse((ROOT / "copilot" / "assist.py").read_text())):
         if not isinstance(node, ast.Call):
             continue
         func = node.func

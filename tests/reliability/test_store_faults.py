@@ -18,10 +18,10 @@ import redis
 import requests
 
 from copilot.conversation import Conversation
+from copilot.conversation_store import MemoryConversationStore, RedisConversationStore
 from copilot.errors import CopilotError
 from copilot.eventlog import FileEventLog
 from copilot.security import Tokens
-from copilot.store import MemoryConversationStore, RedisConversationStore
 from tests.conftest import AgentClient
 from tests.servers import ServerProcess
 

@@ -8,26 +8,32 @@ import engineio
 import gevent
 import gevent.event
 import pytest
+import socketio
 from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
 from engineio.socket import Socket
 
 from copilot.compat import (
     SharedPinger,
+    decoding_errors,
     install_send_queue_cap,
+    install_session_guard,
     install_shared_pinger,
     install_short_switches,
     install_websocket_reader,
     pings,
+    raised_while_decoding,
     send_queue,
     uninstall_send_queue_cap,
+    uninstall_session_guard,
     uninstall_shared_pinger,
     uninstall_short_switches,
     uninstall_websocket_reader,
 )
 from copilot.compat.seam import Replacement, Window
 from copilot.compat.websocket import InlineReader
+from copilot.concurrency import QuickSwitches, run_here
 
-INSIDE = {"python-engineio": "4.15.1", "simple-websocket": "1.1.0"}
+INSIDE = {"python-engineio": "4.15.1", "python-socketio": "5.18.1", "simple-websocket": "1.1.0"}
 
 
 def versions(**found):
@@ -139,6 +145,21 @@ def test_the_short_switch_interval_is_undone_to_the_one_in_force_and_skipped_wit
     assert len(compat_lines(caplog)) == 1
 
 
+def test_two_apps_bulk_work_keeps_the_short_interval_until_the_last_of_them_ends():
+    default = sys.getswitchinterval()
+    first, second = QuickSwitches(run_here), QuickSwitches(run_here)
+    seen = []
+
+    def inner():
+        seen.append(sys.getswitchinterval())
+
+    def outer():
+        second(inner)  # the other app's bulk work ends while this one's still runs
+        seen.append(sys.getswitchinterval())
+    first(outer)
+    assert seen == [QuickSwitches.INTERVAL_S, QuickSwitches.INTERVAL_S] and sys.getswitchinterval() == default
+
+
 class LoopServer:
     """The part of an Engine.IO server a SharedPinger uses, on gevent's loop (greenlets, no monkey-patching)."""
 
@@ -210,3 +231,94 @@ def test_pings_continue_after_the_shared_pingers_task_fails_and_the_failure_is_l
     finally:
         pinger.stop()
         gevent.sleep(0.05)
+
+
+class RecordingGuard:
+    """A session guard that refuses the addresses it is given, passes every message on, and records what it saw."""
+
+    def __init__(self, refused=()) -> None:
+        self.refused, self.seen = set(refused), []
+
+    def admit(self, eio_sid, environ):
+        self.seen.append(("admit", eio_sid))
+        return {"code": "too_many_pending"} if environ["REMOTE_ADDR"] in self.refused else None
+
+    def receive(self, eio_sid, data, handle):
+        self.seen.append(("receive", eio_sid))
+        return handle(data)
+
+    def forget(self, eio_sid):
+        self.seen.append(("forget", eio_sid))
+
+
+class OpenSocket:
+    """An Engine.IO session that is still open."""
+
+    closed = False
+
+
+def test_the_session_guard_runs_before_socketios_engineio_handlers_and_uninstall_gives_them_back():
+    server = socketio.Server(async_mode="threading")
+    eio, guard = server.eio, RecordingGuard()
+    stock = dict(eio.handlers)
+    assert install_session_guard(server, guard, version_of=versions())
+    assert all(eio.handlers[event] != stock[event] for event in stock)
+    eio.handlers["connect"]("e1", {"REMOTE_ADDR": "10.0.0.1"})
+    assert server.environ["e1"]["REMOTE_ADDR"] == "10.0.0.1"  # Socket.IO's own handler ran after the guard's
+    assert eio.handlers["message"]("e1", "zzz") is None and guard.seen == [("admit", "e1")]  # no such session
+    eio.sockets["e1"] = OpenSocket()
+    with pytest.raises(ValueError):  # passed on by the guard to Socket.IO's decoder, which refuses it
+        eio.handlers["message"]("e1", "zzz")
+    eio.handlers["disconnect"]("e1", "client disconnect")
+    assert "e1" not in server.environ and guard.seen[1:] == [("receive", "e1"), ("forget", "e1")]
+    uninstall_session_guard(server)
+    assert eio.handlers == stock and "copilot_stock_handlers" not in vars(eio)
+
+
+def test_a_session_the_guard_refuses_gets_its_refusal_and_never_reaches_socketio():
+    server = socketio.Server(async_mode="threading")
+    assert install_session_guard(server, RecordingGuard(refused={"10.0.0.9"}), version_of=versions())
+    assert server.eio.handlers["connect"]("e2", {"REMOTE_ADDR": "10.0.0.9"}) == {"code": "too_many_pending"}
+    assert "e2" not in server.environ
+
+
+def test_a_second_session_guard_replaces_the_first_in_front_of_the_same_handlers():
+    server = socketio.Server(async_mode="threading")
+    stock = dict(server.eio.handlers)
+    first, second = RecordingGuard(), RecordingGuard()
+    install_session_guard(server, first, version_of=versions())
+    install_session_guard(server, second, version_of=versions())
+    server.eio.handlers["connect"]("e3", {"REMOTE_ADDR": "10.0.0.1"})
+    assert (first.seen, second.seen) == ([], [("admit", "e3")]) and "e3" in server.environ
+    uninstall_session_guard(server)
+    assert server.eio.handlers == stock
+
+
+@pytest.mark.parametrize("found", [{"python_socketio": "5.11.4"}, {"python_socketio": "6.0.0"},
+                                   {"python_engineio": "4.10.1"}])
+def test_outside_its_windows_the_session_guard_leaves_socketios_handlers_and_logs_one_line(caplog, found):
+    server = socketio.Server(async_mode="threading")
+    stock = dict(server.eio.handlers)
+    with caplog.at_level(logging.WARNING):
+        assert install_session_guard(server, RecordingGuard(), version_of=versions(**found)) is False
+    assert server.eio.handlers == stock and "copilot_stock_handlers" not in vars(server.eio)
+    [line] = compat_lines(caplog)
+    assert "is outside" in line.getMessage() and "no join deadline" in line.getMessage()
+
+
+def test_only_errors_raised_in_engineios_decoders_count_as_a_clients_bad_input_and_none_outside_the_window(caplog):
+    from engineio import packet, payload
+
+    errors = []
+    for decode in (lambda: packet.Packet(encoded_packet=""), lambda: payload.Payload(encoded_payload="4x\x1e" * 20),
+                   lambda: int("not a number")):
+        with pytest.raises(ValueError) as raised:
+            decode()
+        errors.append(raised.value)
+    assert [raised_while_decoding(error) for error in errors] == [True, True, False]
+    assert decoding_errors(versions()) is raised_while_decoding
+    with caplog.at_level(logging.WARNING):
+        outside = decoding_errors(versions(python_engineio="5.0.0"))
+    assert not any(outside(error) for error in errors)
+    [line] = compat_lines(caplog)
+    assert "python-engineio 5.0.0 is outside" in line.getMessage()

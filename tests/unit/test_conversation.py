@@ -3,7 +3,7 @@ import pytest
 
 from copilot import conversation as engine
 from copilot.conversation import Conversation, CueSeen
-from copilot.errors import InvalidSnippet
+from copilot.errors import InvalidSnippet, NotFound
 
 ANGRY = {"anger": 0.8, "annoyance": 0.6}
 CALM = {"neutral": 0.9}
@@ -150,7 +150,7 @@ def test_feedback_takes_a_card_off_screen_and_unknown_ids_are_refused():
     assert c.on_screen == ["p1", "p2"]
     engine.record_feedback(c, "p1", "used")
     assert c.on_screen == ["p2"] and c.used == ["p1"]
-    with pytest.raises(KeyError):
+    with pytest.raises(NotFound):
         engine.record_feedback(c, "never-shown", "used")
     with pytest.raises(ValueError):
         engine.record_feedback(c, "p2", "loved")
@@ -290,6 +290,12 @@ def test_leaving_verification_after_a_negative_cue_looks_up_its_cues_most_mentio
                                                                                          query):
     c = conv(mode=start, counts={"repeat_contact": 1, "anxiety": 2}, verification_seen_negative=negative)
     assert engine.after_verification_query(c, mode) == query
+
+
+def test_a_conversation_without_guidance_looks_nothing_up_for_the_check_in():
+    c = conv(mode="verification", counts={"anxiety": 2}, verification_seen_negative=True, guidance=False)
+    assert engine.after_verification_query(c, "normal") is None
+    assert engine.on_mode(c, "normal").suggest_stage is None and c.after_verification_due
 
 
 def test_a_mode_change_that_makes_the_check_in_due_asks_for_it_with_the_cues_by_count():

@@ -11,9 +11,11 @@ from flask_socketio import SocketIO
 from copilot import errors
 from copilot.errors import (
     CODES,
+    AnswerLog,
     CopilotError,
     Flooding,
     ImportRejected,
+    InvalidPayload,
     InvalidPhrasingError,
     LibraryDamaged,
     NotAuthenticated,
@@ -172,3 +174,21 @@ def test_a_connection_refused_by_the_error_handler_is_not_counted_in(copilot):
     assert len(copilot.connections) == 0
     assert copilot.metrics.registry.get_sample_value("copilot_connections_total", {"result": "refused"}) == 1
     assert copilot().is_connected(NAMESPACE)
+
+
+def test_a_clients_mistake_is_logged_at_debug_and_a_store_failure_at_warning_once_per_interval(caplog):
+    now = [100.0]
+    answers = AnswerLog(logging.getLogger("copilot.test.answers"), every_s=10, clock=lambda: now[0])
+    with caplog.at_level(logging.DEBUG, logger="copilot.test.answers"):
+        answers.answered("transcript.snippet", InvalidPayload("no text"))
+        for _ in range(3):
+            answers.answered("transcript.snippet", StoreUnavailable("Redis is down"))
+        now[0] += 10
+        answers.answered("conversation.start", StoreUnavailable("Redis is down"))
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert lines == [
+        ("DEBUG", "transcript.snippet answered invalid_payload: no text"),
+        ("WARNING", "transcript.snippet answered store_unavailable: Redis is down"),
+        ("WARNING", "conversation.start answered store_unavailable: Redis is down (2 more answered so since the "
+                    "last line)"),
+    ]

@@ -4,10 +4,10 @@ import pytest
 from flask import Flask
 from flask_socketio import SocketIO
 
+from copilot.assist import Reply
 from copilot.metrics import Metrics
 from copilot.realtime import NAMESPACE, Connections, register
 from copilot.security import Tokens
-from copilot.service import Reply
 
 SECRET = "reply-test-secret-0123456789abcdef01234567"
 HIGHLIGHT = ("cue.highlight", {"conversation_id": "c-1", "line": "Frustration"})

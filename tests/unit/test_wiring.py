@@ -5,8 +5,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from copilot import security
 from copilot.concurrency import Pools
+from copilot.conversation_store import MemoryConversationStore, open_conversations, redacted_url
 from copilot.settings import Settings
-from copilot.store import MemoryConversationStore, open_conversations, redacted_url
 
 
 def test_a_redis_url_in_the_log_hides_its_password_and_nothing_else():

@@ -11,19 +11,20 @@ from functools import partial
 from typing import Any
 
 from copilot import conversation as engine
+from copilot.concurrency import run_here
 from copilot.conversation import Conversation, CueSeen
+from copilot.conversation_store import ConversationStore
 from copilot.cues.detector import CueDetector
-from copilot.errors import CopilotError, NotFound, UnknownConversation
+from copilot.errors import CopilotError, UnknownConversation
 from copilot.library import experiments as exp
 from copilot.library.service import Library
 from copilot.metrics import Metrics
 from copilot.protocol import validate
 from copilot.redact import redact, redact_snippet
 from copilot.security import Identity
-from copilot.store import ConversationStore
 from copilot.suggest import Request, Suggestion
 
-log = logging.getLogger("copilot.service")
+log = logging.getLogger("copilot.assist")
 
 
 @dataclass
@@ -248,10 +249,7 @@ class CopilotService:
 
         def change(c: Conversation):
             self._open(who, c)
-            try:
-                engine.record_feedback(c, sid, action)
-            except KeyError:
-                raise NotFound(f"suggestion {sid} was not shown in this conversation") from None
+            engine.record_feedback(c, sid, action)
             return c, [self._event(c, "suggestion.feedback", suggestion_id=sid, action=action)]
 
         conv = self.store.update(who.tenant, data["conversation_id"], change)
@@ -318,10 +316,13 @@ class CopilotService:
                       "shown": list(conv.shown), "on_screen": screen, "ended": conv.ended_at is not None},
                      room(who.tenant, conv.id))
 
-    def conversation_trends(self, tenant: str) -> dict[str, Any]:
-        """Cue mentions and emotional resolution per day, from the tenant's events (a long read: run it off the
-        loop)."""
-        return exp.conversation_trends(self.store.events(tenant=tenant), tenant)
+    def conversation_trends(self, tenant: str, off_loop: Callable[..., Any] = run_here) -> dict[str, Any]:
+        """Cue mentions and emotional resolution per day, from the tenant's events: a long read and count, run
+        through off_loop. A store whose client lives on the event loop (Redis under gevent: its sockets belong to
+        the loop's hub) is read in place, and only the counting goes off the loop."""
+        if self.store.reads_on_loop:
+            return off_loop(exp.conversation_trends, self.store.events(tenant=tenant), tenant)
+        return off_loop(lambda: exp.conversation_trends(self.store.events(tenant=tenant), tenant))
 
     def ping(self) -> bool:
         """Whether the conversation store answers (for /readyz)."""

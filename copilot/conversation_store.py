@@ -33,14 +33,16 @@ INDEX_REFRESH_S = 3600  # how stale a live conversation's score in the Redis ind
 INDEXED = "indexed_at"  # stored beside the conversation's fields in Redis: when its index score was set
 
 
-Change = Callable[[Conversation], "tuple[T, list[dict]]"]
+Update = Callable[[Conversation], "tuple[T, list[dict]]"]
 
 
 class ConversationStore(Protocol):
+    reads_on_loop: bool  # its client's sockets belong to the event loop: never call it from a pool thread
+
     def create(self, conv: Conversation, events: list[dict]) -> None: ...
     def get(self, tenant: str, conversation_id: str) -> Conversation: ...
     def require(self, tenant: str, conversation_id: str) -> None: ...
-    def update(self, tenant: str, conversation_id: str, change: Change) -> T: ...
+    def update(self, tenant: str, conversation_id: str, change: Update) -> T: ...
     def events(self, limit: int = 100_000, tenant: str | None = None) -> list[dict]: ...
     def ping(self) -> bool: ...
 
@@ -67,6 +69,8 @@ class MemoryConversationStore:
     Each is kept pickled (about 2 KB, against about 11 KB as live objects): every update works on a private copy
     anyway, so a failed change leaves no trace, and the copy costs the same one loads and one dumps.
     """
+
+    reads_on_loop = False  # a file and this process's memory: safe from a pool thread
 
     def __init__(self, log: EventLog, max_ended: int = 20_000, keep_ended_s: float = Settings.keep_ended_s,
                  max_live: int = Settings.max_live_conversations, idle_s: float = STATE_TTL_S) -> None:
@@ -109,7 +113,7 @@ class MemoryConversationStore:
             raise unknown(conversation_id)
         return pickle.loads(stored)
 
-    def update(self, tenant: str, conversation_id: str, change: Change) -> T:
+    def update(self, tenant: str, conversation_id: str, change: Update) -> T:
         key = (tenant, conversation_id)
         lock = self.locks.get(key)
         if lock is None:
@@ -196,6 +200,8 @@ class RedisConversationStore:
     are also in a sorted set scored by last change (refreshed at most hourly, so updates rarely touch it),
     kept in the same transactions as the state: it counts them for the cap."""
 
+    reads_on_loop = True  # redis-py's sockets are gevent's under the event loop: a pool thread cannot use them
+
     def __init__(self, url: str, prefix: str = "copilot", stream: str = "copilot:events",
                  max_live: int = Settings.max_live_conversations, event_max_entries: int = Settings.event_max_entries,
                  event_max_age_days: float = Settings.event_max_age_days) -> None:
@@ -263,7 +269,7 @@ class RedisConversationStore:
             raise unknown(conversation_id)
         return self._decode(data)[0]
 
-    def update(self, tenant: str, conversation_id: str, change: Change) -> T:
+    def update(self, tenant: str, conversation_id: str, change: Update) -> T:
         key, index = self.key(tenant, conversation_id), self.index(tenant)
         try:
             with self.redis.pipeline() as pipe:

@@ -1,7 +1,7 @@
 """Precision, recall, F1, threshold search and span overlap."""
 import numpy as np
 
-from copilot.cues.metrics import best_thresholds, prf, span_scores
+from copilot.cues.scoring import best_thresholds, prf, span_scores
 
 
 def test_prf_counts_true_and_false_positives_per_column():
