@@ -11,10 +11,9 @@ try:
 except InvalidSetting as error:  # one line that names the variable, not a traceback
     raise SystemExit(f"copilot: {error}") from None
 
-if settings.async_mode == "gevent":
-    from gevent import monkey
+from copilot import patch_for_loop  # noqa: E402 - the package's own module imports nothing heavy
 
-    monkey.patch_all()
+patch_for_loop(settings)
 
 from copilot import create_app, run  # noqa: E402 - after the patch, on purpose
 

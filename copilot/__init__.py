@@ -13,6 +13,15 @@ if TYPE_CHECKING:
 # (with copilot.settings) before they patch the standard library for gevent.
 
 
+def patch_for_loop(settings: Settings) -> None:
+    """Patch the standard library for gevent when the settings serve on it (COPILOT_ASYNC_MODE=gevent): first,
+    before anything imports sockets, threads or ssl. The entry points call it; create_app refuses gevent without it."""
+    if settings.async_mode == "gevent":
+        from gevent import monkey
+
+        monkey.patch_all()
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app: the one place where the model, the stores and the transports are wired together; each
     module sets up what it owns. The Socket.IO server is app.extensions["socketio"]."""

@@ -38,11 +38,9 @@ def main(argv: list[str] | None = None) -> int:
 def serve(settings: Settings) -> int:
     """Serve as `python wsgi.py` does: on gevent (COPILOT_ASYNC_MODE) the standard library is patched before the
     app is built. Nothing imported so far (security, settings) has touched sockets, threads or ssl."""
-    if settings.async_mode == "gevent":
-        from gevent import monkey
+    from copilot import create_app, patch_for_loop, run
 
-        monkey.patch_all()
-    from copilot import create_app, run
+    patch_for_loop(settings)
 
     run(create_app(settings))
     return 0

@@ -71,17 +71,17 @@ class QuickSwitches:
     INTERVAL_S = 0.0005
 
     def __init__(self, run: Offload) -> None:
-        self.run, self.active, self.supported = run, 0, True
+        self.run, self.supported = run, True
 
     def __call__(self, fn: Callable[..., Any], *args: Any) -> Any:
-        self.active += 1  # only the event loop's greenlets call this: no lock needed
-        if self.active == 1 and self.supported:
-            self.supported = install_short_switches(self.INTERVAL_S)  # False: one log line, and never again
+        # Each call installs and uninstalls; compat.switch_interval counts them (across apps too), so the default
+        # comes back when the last bulk job ends. Only the event loop's greenlets call this: no lock needed.
+        installed = self.supported and install_short_switches(self.INTERVAL_S)
+        self.supported = installed  # False: one log line, and never again
         try:
             return self.run(fn, *args)
         finally:
-            self.active -= 1
-            if self.active == 0 and self.supported:
+            if installed:
                 uninstall_short_switches()
 
 

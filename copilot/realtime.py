@@ -106,16 +106,19 @@ class Connections:
     def identity(self, sid: str) -> Identity:
         """Who a connection is; NotAuthenticated when it holds no identity here (it never connected with a token,
         or its disconnect was handled before an event it had sent)."""
+        return self.entry(sid)[0]
+
+    def entry(self, sid: str) -> tuple[Identity, TokenBucket, TokenBucket]:
+        """A connection's identity and its two buckets (events, refusals), or NotAuthenticated as identity says."""
         entry = self.items.get(sid)
         if entry is None:
             raise NotAuthenticated("this connection is not authenticated; reconnect with a token")
-        return entry[0]
+        return entry
 
     def refresh(self, sid: str, identity: Identity) -> None:
         """Carry on with a new token's identity, which must name the same tenant and agent (or Forbidden)."""
         with self.lock:
-            current = self.identity(sid)
-            _, bucket, refusals = self.items[sid]
+            current, bucket, refusals = self.entry(sid)
             if (identity.tenant, identity.agent) != (current.tenant, current.agent):
                 raise Forbidden("token.refresh takes a token for the same tenant and agent; connect again "
                                 "to change who you are")
@@ -126,8 +129,7 @@ class Connections:
         once it has been refused far too often), or TokenExpired once the connection's token has run out (the
         connection stays open for token.refresh)."""
         with self.lock:
-            identity = self.identity(sid)
-            _, bucket, refusals = self.items[sid]
+            identity, bucket, refusals = self.entry(sid)
             try:
                 take_together([bucket, self.agents[identity.tenant, identity.agent], self.tenants[identity.tenant]])
             except RateLimited as error:
@@ -395,8 +397,9 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
 
     def deliver(reply: Reply) -> dict:
         join_room(reply.room)  # acting on a conversation (re)joins its room, so a reconnect resumes delivery
-        for event, payload in reply.emits:  # to every room of the reply; the caller joins only the conversation's
-            socketio.emit(event, payload, to=reply.to, namespace=NAMESPACE)
+        to = reply.to  # every room of the reply; the caller joins only the conversation's
+        for event, payload in reply.emits:
+            socketio.emit(event, payload, to=to, namespace=NAMESPACE)
         if reply.leave:
             leave_room(reply.room)
         if reply.then:

@@ -51,7 +51,6 @@ class Thresholds:
     cues: dict[str, float]
     support: float
     labels: dict[str, float]
-    model_only: dict[str, float] = field(default_factory=dict)  # cue thresholds for the model without our rules
     check: dict[str, float] = field(default_factory=dict)
     model: dict[str, float] = field(default_factory=dict)
     score: str = "labels"
@@ -64,7 +63,7 @@ class Thresholds:
     def from_dict(cls, data: dict) -> Thresholds:
         """Read the thresholds.json layout."""
         return cls(dict(data["cues"]), float(data["support"]), dict(data["labels"]),
-                   dict(data.get("cues_model_only", {})), dict(data.get("check", {})), dict(data.get("model", {})),
+                   dict(data.get("check", {})), dict(data.get("model", {})),
                    data.get("score", "labels"), frozenset(data.get("needs_evidence", NEEDS_EVIDENCE)),
                    float(data.get("span", 0.5)), float(data.get("veto", 0.0)), dict(data.get("overrule", {})))
 
@@ -147,6 +146,7 @@ class CueDetector:
         self.thresholds = thresholds
         self.occlusion = occlusion
         self.cue_names: list[str] = list(getattr(model, "cues", []) or [])
+        self.column = {cue: i for i, cue in enumerate(self.cue_names)}  # each cue's column in the model's outputs
 
     def analyse(self, text: str, explain: bool = True, here: bool = False) -> Analysis:
         """Cues, emotions and embedding for one text (explain=False skips occlusion, for interim snippets)."""
@@ -175,7 +175,7 @@ class CueDetector:
 
             hits = []
             for cue in CONVERSATION_CUES:
-                head = float(heads[row, self.cue_names.index(cue)]) if heads is not None else None
+                head = float(heads[row, self.column[cue]]) if heads is not None else None
                 if conversational_fires(cue, found, head, limits):
                     spans = evidence.get(cue) or (self.model_spans(cue, row, normal, encoded, scores, here) if explain else [])
                     stated = cue in found.explicit or cue in found.safety or head is None
@@ -197,7 +197,7 @@ class CueDetector:
         """Spans for a cue the model found without our words: from the evidence head of the same pass, or (an
         older graph, emotional cues only) from occlusion."""
         if encoded.cues is not None and encoded.evidence:
-            where = token_spans(encoded.evidence[row][:, self.cue_names.index(cue)], encoded.offsets[row],
+            where = token_spans(encoded.evidence[row][:, self.column[cue]], encoded.offsets[row],
                                 normal.text, self.thresholds.span)
             return normal.spans(where)
         if self.occlusion and cue in EMOTION_CUES:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from copilot.cues.realdata import DAILYDIALOG_CUES
+
 WORD = re.compile(r"[a-z']+")
-NRC_CUES = {"anger": "frustration", "disgust": "frustration", "fear": "anxiety", "sadness": "sadness"}
+NRC_CUES = DAILYDIALOG_CUES  # NRC names its emotions as DailyDialog does: one mapping for every comparison
 
 
 def vader(cutoff: float) -> Callable[[str], frozenset[str]]:

@@ -166,8 +166,7 @@ def tune_emotional(score, scan, gold, dd_score, dd_scan, dd_none) -> dict:
     def dev_f1(col, t):
         return f1(emotional_pred(score, scan, col, t, support, veto, needs[col]), gold[:, col])
 
-    while alarms(thresholds) > FALSE_ALARMS:
-        base = alarms(thresholds)
+    while (base := alarms(thresholds)) > FALSE_ALARMS:
         steps = []
         stronger = [v for v in VETO_GRID + (0.7, 1.0) if v > veto]
         if stronger:  # overrule more explicit phrases: a step for all cues at once

@@ -332,21 +332,32 @@ def redis_client(url: str) -> Any:
     return redis.Redis.from_url(url, decode_responses=True, socket_timeout=5, health_check_interval=30)
 
 
-class RedisLibraryStore:
-    """The shared store for scale-out. Keys live under `{prefix}:lib:{tenant}:...`."""
+class RedisLibraryKeys:
+    """What the Redis library and usage stores share: one client, and keys under `{prefix}:lib:{tenant}:...`."""
 
-    INDEX_CHUNK = 1000  # audit entries one run of INDEX_SCRIPT indexes: a few ms of Redis
-    INDEX_RUNS = 50  # runs one audit request may make: a longer log is indexed over several requests
-
-    def __init__(self, url: str, prefix: str = "copilot") -> None:
+    def __init__(self, where: str | Any, prefix: str = "copilot") -> None:
+        """A URL, or another store's client (its connections are shared)."""
         import redis
 
-        self.redis = redis_client(url)
+        self.redis = redis_client(where) if isinstance(where, str) else where
         self.unavailable_errors = (redis.RedisError,)
         self.prefix = prefix
 
     def key(self, tenant: str, *parts: str) -> str:
         return ":".join((self.prefix, "lib", tenant, *parts))
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.redis.ping())
+        except self.unavailable_errors:
+            return False
+
+
+class RedisLibraryStore(RedisLibraryKeys):
+    """The shared store for scale-out. Keys live under `{prefix}:lib:{tenant}:...`."""
+
+    INDEX_CHUNK = 1000  # audit entries one run of INDEX_SCRIPT indexes: a few ms of Redis
+    INDEX_RUNS = 50  # runs one audit request may make: a longer log is indexed over several requests
 
     @unavailable_on_store_errors
     def tenants(self) -> list[str]:
@@ -481,9 +492,3 @@ class RedisLibraryStore:
         return AuditEntry(seq, int(fields["revision"]), float(fields["at"]), fields["actor"], fields["action"],
                           fields["id"], json.loads(fields["before"]) if fields["before"] else None,
                           json.loads(fields["after"]) if fields["after"] else None)
-
-    def ping(self) -> bool:
-        try:
-            return bool(self.redis.ping())
-        except self.unavailable_errors:
-            return False

@@ -13,10 +13,10 @@ from typing import Any, Protocol
 
 from copilot.library.store import (
     LibraryStore,
+    RedisLibraryKeys,
     RedisLibraryStore,
     SqliteFile,
     SqliteLibraryStore,
-    redis_client,
     unavailable_on_store_errors,
 )
 
@@ -125,19 +125,9 @@ class SqliteUsageStore:
         return bool(self._rows("SELECT 1"))
 
 
-class RedisUsageStore:
-    """Usage and experiments in Redis, under the library's keys (`{prefix}:lib:{tenant}:usage`, ...)."""
-
-    def __init__(self, where: str | Any, prefix: str = "copilot") -> None:
-        """A URL, or the library store's client (its connections are shared)."""
-        import redis
-
-        self.redis = redis_client(where) if isinstance(where, str) else where
-        self.unavailable_errors = (redis.RedisError,)
-        self.prefix = prefix
-
-    def key(self, tenant: str, *parts: str) -> str:
-        return ":".join((self.prefix, "lib", tenant, *parts))
+class RedisUsageStore(RedisLibraryKeys):
+    """Usage and experiments in Redis, under the library's keys (`{prefix}:lib:{tenant}:usage`, ...); built from a
+    URL or from the library store's client."""
 
     @unavailable_on_store_errors
     def count_usage(self, tenant: str, phrasing_id: str, action: str, cue: str, queue: str, channel: str) -> None:
@@ -191,9 +181,3 @@ class RedisUsageStore:
     def outcomes(self, tenant: str, experiment: str) -> list[dict]:
         return [{"conversation": c, **json.loads(d)}
                 for c, d in self.redis.hgetall(self.key(tenant, "outcomes", experiment)).items()]
-
-    def ping(self) -> bool:
-        try:
-            return bool(self.redis.ping())
-        except self.unavailable_errors:
-            return False
