@@ -27,11 +27,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     module sets up what it owns. The Socket.IO server is app.extensions["socketio"]."""
     from flask import Flask
 
-    from copilot import realtime, security
+    from copilot import realtime, realtime_floor, security
     from copilot.assist import CopilotService
     from copilot.concurrency import Pools, async_mode
     from copilot.conversation_store import open_conversations
     from copilot.cues import load_detector
+    from copilot.floor_api import floor_api
+    from copilot.floor_rules import open_floor_rules
+    from copilot.floor_service import FloorService
     from copilot.library.api import library_api
     from copilot.library.service import open_library
     from copilot.metrics import Metrics
@@ -50,13 +53,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     library = open_library(settings, detector, pools)
     metrics = Metrics()
     tokens = Tokens(load_secret(settings.secret, settings.instance_dir))
+    rules = open_floor_rules(settings)
     service = CopilotService(detector, library, conversations, metrics, settings.max_text_chars,
-                             settings.cooldown_s, settings.transcript)
+                             settings.cooldown_s, settings.transcript, rules.of)
+    floor = FloorService(conversations, rules, settings.transcript, off_loop=pools.python)
+    feed = realtime_floor.FloorFeed()
     app.extensions.update({"copilot.detector": detector, "copilot.library": library, "copilot.tokens": tokens,
                            "copilot.assist": service, "copilot.metrics": metrics, "copilot.off_loop": pools.python})
-    realtime.init_app(app, settings, service, tokens, metrics)
+    socketio = realtime.init_app(app, settings, service, tokens, metrics, board=feed.publish)
+    realtime_floor.init_app(app, socketio, settings, floor, tokens, metrics, feed)
     security.init_app(app, settings)  # after realtime: its middleware wraps Engine.IO's too
-    for blueprint in (api, library_api, web):
+    for blueprint in (api, library_api, floor_api, web):
         app.register_blueprint(blueprint)
     return app
 

@@ -11,11 +11,13 @@ from functools import partial
 from typing import Any
 
 from copilot import conversation as engine
+from copilot import floor
 from copilot.concurrency import run_here
 from copilot.conversation import Conversation, CueSeen
 from copilot.conversation_store import ConversationStore
 from copilot.cues.detector import CueDetector
 from copilot.errors import CopilotError, UnknownConversation
+from copilot.floor import DEFAULT_RULES, BoardChange
 from copilot.library import experiments as exp
 from copilot.library.service import Library
 from copilot.metrics import Metrics
@@ -32,7 +34,8 @@ class Reply:
     """An acknowledgment, and the events to emit to its rooms: the conversation's room (which the caller joins,
     or leaves once the conversation has ended) and any rooms `also` names (a team lead's floor, say), which it
     never joins. `then` is bookkeeping that need not delay the emits (usage counters): the caller runs it after
-    emitting and before acknowledging."""
+    emitting and before acknowledging. `board` is what the event changed on the tenant's live floor, which the
+    transport shares with the leads."""
 
     ack: dict[str, Any]
     room: str
@@ -40,6 +43,7 @@ class Reply:
     leave: bool = False
     then: list[Callable[[], None]] = field(default_factory=list)
     also: tuple[str, ...] = ()
+    board: BoardChange | None = None
 
     @property
     def rooms(self) -> tuple[str, ...]:
@@ -59,11 +63,24 @@ def room(tenant: str, conversation_id: str) -> str:
     return f"{tenant}/{conversation_id}"
 
 
+def event(conv: Conversation, kind: str, **fields: Any) -> dict[str, Any]:
+    """One event of the log about this conversation."""
+    return {"type": kind, "tenant": conv.tenant, "conversation_id": conv.id, "agent": conv.agent,
+            "channel": conv.channel, "queue": conv.queue, **fields}
+
+
+def no_rules_changed(tenant: str) -> dict[str, dict[str, Any]]:
+    """The default floor rules, for a service built without a rules store."""
+    return DEFAULT_RULES
+
+
 class CopilotService:
     """Protocol events in, acknowledgments and emits out."""
 
     def __init__(self, detector: CueDetector, library: Library, store: ConversationStore, metrics: Metrics,
-                 max_text_chars: int = 4000, cooldown_s: float = 20.0, transcript: str = "redacted") -> None:
+                 max_text_chars: int = 4000, cooldown_s: float = 20.0, transcript: str = "redacted",
+                 floor_rules: Callable[[str], dict[str, dict[str, Any]]] = no_rules_changed) -> None:
+        self.floor_rules = floor_rules  # a tenant's floor alert rules (copilot.floor_rules, cached)
         self.detector = detector
         self.library = library
         self.store = store
@@ -74,8 +91,14 @@ class CopilotService:
 
     # -- helpers ------------------------------------------------------------------------------------------------
     def _event(self, conv: Conversation, kind: str, **fields: Any) -> dict[str, Any]:
-        return {"type": kind, "tenant": conv.tenant, "conversation_id": conv.id, "agent": conv.agent,
-                "channel": conv.channel, "queue": conv.queue, **fields}
+        return event(conv, kind, **fields)
+
+    def _board(self, conv: Conversation, now: float, events: list[dict], rules: dict | None = None) -> BoardChange:
+        """What this change shows the floor; the alerts the tenant's rules now call for are raised (once each) and
+        logged in the same change."""
+        alerts = floor.due_alerts(conv, rules, now) if rules is not None and conv.ended_at is None else []
+        events.extend(self._event(conv, "floor.alert", rule=a["rule"], reason=a["reason"]) for a in alerts)
+        return floor.board_change(conv, now, alerts, words=self.transcript != "none")
 
     def _text_for_log(self, conv: Conversation, speaker: str, text: str) -> dict[str, str]:
         """The text as the event log may keep it: redacted, or nothing without consent or with COPILOT_TRANSCRIPT=none.
@@ -141,12 +164,13 @@ class CopilotService:
             engine.join_experiment(conv, assigned[0], assigned[1].name, assigned[1].guidance)
         self.store.create(conv, [self._event(conv, "conversation.start", consent=conv.consent,
                                              experiment=conv.experiment)])
+        board = floor.board_change(conv, conv.started_at, [], words=self.transcript != "none")
         if conv.experiment:
             self._quietly("exposure log", partial(self.library.log_exposure, who.tenant, conv.experiment[0],
                                                   conv.experiment[1], conv.id))
         self.metrics.conversations.inc()
         return Reply({"ok": True, "conversation_id": conv.id, "experiment": conv.experiment, "guidance": conv.guidance},
-                     room(who.tenant, conv.id))
+                     room(who.tenant, conv.id), board=board)
 
     def snippet(self, who: Identity, payload: Any) -> Reply:
         started = time.perf_counter()
@@ -166,6 +190,7 @@ class CopilotService:
         cues = [CueSeen(h.cue, h.score, h.spans) for h in analysis.cues] if analysis else []
         emotions = dict(analysis.emotions) if analysis else {}
         now = time.time()
+        rules = self.floor_rules(who.tenant) if final else None
 
         def change(conv: Conversation):
             self._open(who, conv)
@@ -181,10 +206,11 @@ class CopilotService:
                                           suggestions=[s["id"] for s in push["suggestions"]] if push else [],
                                           alerts=[a["kind"] for a in out.alerts],
                                           **self._text_for_log(conv, "customer", text)))
-            return (out, push, note, (conv.queue, conv.channel)), events
+            board = self._board(conv, now, events, rules) if final and not out.duplicate else None
+            return (out, push, note, (conv.queue, conv.channel), board), events
 
-        out, push, note, where = self.store.update(who.tenant, cid, change)
-        reply = Reply({"ok": True, "snippet_id": sid, "duplicate": out.duplicate}, room(who.tenant, cid))
+        out, push, note, where, board = self.store.update(who.tenant, cid, change)
+        reply = Reply({"ok": True, "snippet_id": sid, "duplicate": out.duplicate}, room(who.tenant, cid), board=board)
         if out.highlight is not None:
             reply.emits.append(("cue.highlight", {"conversation_id": cid, **out.highlight}))
             if final:
@@ -201,6 +227,7 @@ class CopilotService:
 
     def _agent_snippet(self, who: Identity, cid: str, sid: str, text: str, final: bool) -> Reply:
         now = time.time()
+        rules = self.floor_rules(who.tenant) if final else None
 
         def change(conv: Conversation):
             self._open(who, conv)
@@ -211,10 +238,11 @@ class CopilotService:
                                           behaviours=engine.agent_behaviours(text),
                                           alerts=[a["kind"] for a in out.alerts],
                                           **self._text_for_log(conv, "agent", text)))
-            return out, events
+            board = self._board(conv, now, events, rules) if final and not out.duplicate else None
+            return (out, board), events
 
-        out = self.store.update(who.tenant, cid, change)
-        reply = Reply({"ok": True, "snippet_id": sid, "duplicate": out.duplicate}, room(who.tenant, cid))
+        out, board = self.store.update(who.tenant, cid, change)
+        reply = Reply({"ok": True, "snippet_id": sid, "duplicate": out.duplicate}, room(who.tenant, cid), board=board)
         if out.highlight is not None:
             reply.emits.append(("cue.highlight", {"conversation_id": cid, **out.highlight}))
         reply.emits.extend(("alert", {"conversation_id": cid, **a}) for a in out.alerts)
@@ -233,10 +261,11 @@ class CopilotService:
             push = None
             if out.suggest_stage and query is not None:
                 push = self._push(c, self._suggest(c, out.suggest_stage, out.suggest_cues, query), now)
-            return push, [self._event(c, "conversation.mode", mode=data["mode"])]
+            events = [self._event(c, "conversation.mode", mode=data["mode"])]
+            return (push, self._board(c, now, events)), events
 
-        push = self.store.update(who.tenant, data["conversation_id"], change)
-        reply = Reply({"ok": True, "mode": data["mode"]}, room(who.tenant, data["conversation_id"]))
+        push, board = self.store.update(who.tenant, data["conversation_id"], change)
+        reply = Reply({"ok": True, "mode": data["mode"]}, room(who.tenant, data["conversation_id"]), board=board)
         if push:
             reply.emits.append(("suggestion.push", push))
             reply.then.append(partial(self._quietly, "usage count",
@@ -285,12 +314,12 @@ class CopilotService:
         def change(c: Conversation):
             self._open(who, c)
             if not engine.end(c, time.time()):
-                return engine.summary(c), []
+                return (engine.summary(c), None), []
             result = engine.summary(c)
-            return result, [self._event(c, "conversation.end", summary={k: v for k, v in result.items()
-                                                                         if k != "timeline"})]
+            return (result, floor.board_change(c, c.ended_at, [], words=False)), [
+                self._event(c, "conversation.end", summary={k: v for k, v in result.items() if k != "timeline"})]
 
-        result = self.store.update(who.tenant, data["conversation_id"], change)
+        result, board = self.store.update(who.tenant, data["conversation_id"], change)
         if result.get("experiment"):
             exp_id, variant = result["experiment"]
             self._quietly("experiment outcome", partial(self.library.record_outcome, who.tenant, exp_id, variant,
@@ -298,7 +327,22 @@ class CopilotService:
         if result["emotional_resolution_rate"] is not None:
             self.metrics.resolution.observe(result["emotional_resolution_rate"])
         return Reply({"ok": True, "summary": result}, room(who.tenant, data["conversation_id"]),
-                     [("conversation.summary", result)], leave=True)
+                     [("conversation.summary", result)], leave=True, board=board)
+
+    def raise_hand(self, who: Identity, payload: Any) -> Reply:
+        """The agent asks a team lead for help: every lead of the tenant is paged with the conversation's cues."""
+        data = validate("conversation.raise_hand", payload, self.max_text_chars)
+        now = time.time()
+
+        def change(c: Conversation):
+            self._open(who, c)
+            if not floor.raise_hand(c, now):
+                return (c.hand["raised_at"], None), []
+            events = [self._event(c, "conversation.raise_hand")]
+            return (now, floor.board_change(c, now, [], words=self.transcript != "none", hand=True)), events
+
+        raised_at, board = self.store.update(who.tenant, data["conversation_id"], change)
+        return Reply({"ok": True, "raised_at": raised_at}, room(who.tenant, data["conversation_id"]), board=board)
 
     def join(self, who: Identity, payload: Any) -> Reply:
         """Resume a conversation after a reconnect (on any worker): rejoin its room and get its state back."""

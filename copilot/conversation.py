@@ -83,6 +83,7 @@ class Conversation:
     abuse_active: bool = False
     turns_since_abuse: int = 0
     pending: dict[str, int] = field(default_factory=dict)  # negative cue -> agent_turns when it opened
+    pending_since: dict[str, float] = field(default_factory=dict)  # negative cue -> when it opened (the floor's clock)
     episodes: int = 0
     resolved: int = 0
     acknowledged: dict[str, int] = field(default_factory=dict)
@@ -104,6 +105,8 @@ class Conversation:
     transfers: list[str] = field(default_factory=list)
     agents: list[str] = field(default_factory=list)  # agents it was handed to, who may act on it too
     open_digits: dict[str, int] = field(default_factory=dict)  # speaker -> redaction state: open digits (+128: an email cut off)
+    lead_alerts: list[dict[str, Any]] = field(default_factory=list)  # the floor's alerts: {id, rule, reason, at, taken_by}
+    hand: dict[str, Any] | None = None  # a raised hand: {raised_at, answer, lead}
     ended_at: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -289,7 +292,7 @@ def on_customer(conv: Conversation, snippet_id: str, text: str, final: bool, cue
         conv.triage_history = (conv.triage_history + [level])[-50:]
         names = {c.cue for c in cues}
         _update_modes(conv, names, out)
-        _open_episodes(conv, names)
+        _open_episodes(conv, names, now)
         _tone_alert(conv, out)
         if "crisis" in names:
             conv.crisis = True
@@ -334,10 +337,11 @@ def _update_modes(conv: Conversation, names: set[str], out: Outcome) -> None:
             conv.abuse_active = False
 
 
-def _open_episodes(conv: Conversation, names: set[str]) -> None:
+def _open_episodes(conv: Conversation, names: set[str], now: float) -> None:
     for cue in sorted(names & NEGATIVE_CUES):
         if cue not in conv.pending:
             conv.pending[cue] = conv.agent_turns
+            conv.pending_since[cue] = now
             conv.episodes += 1
 
 
@@ -395,6 +399,7 @@ def on_agent(conv: Conversation, snippet_id: str, text: str, final: bool, now: f
             conv.acknowledged[cue] = conv.acknowledged.get(cue, 0) + 1
         conv.resolved += len(conv.pending)
         conv.pending.clear()
+        conv.pending_since.clear()
     for cue, opened in sorted(conv.pending.items()):
         if conv.agent_turns - opened >= ACK_WINDOW_TURNS:
             _alert_once(conv, out, "unacknowledged", cue,

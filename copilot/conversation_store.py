@@ -44,6 +44,7 @@ class ConversationStore(Protocol):
     def require(self, tenant: str, conversation_id: str) -> None: ...
     def update(self, tenant: str, conversation_id: str, change: Update) -> T: ...
     def events(self, limit: int = 100_000, tenant: str | None = None) -> list[dict]: ...
+    def live_conversations(self, tenant: str) -> list[Conversation]: ...
     def ping(self) -> bool: ...
 
 
@@ -135,6 +136,12 @@ class MemoryConversationStore:
     def events(self, limit: int = 100_000, tenant: str | None = None) -> list[dict]:
         """The newest events of the log, oldest first (with `tenant`, that tenant's among them)."""
         return self.log.read(limit, tenant)
+
+    def live_conversations(self, tenant: str) -> list[Conversation]:
+        """The tenant's live conversations (copies), for the floor's snapshot."""
+        with self.lock:
+            stored = [self.items.get((tenant, cid)) for cid in self.live.get(tenant, ())]
+        return [pickle.loads(data) for data in stored if data is not None]
 
     def ping(self) -> bool:
         return True
@@ -307,6 +314,19 @@ class RedisConversationStore:
             raise self._unavailable(error) from None
         needle = tenant_needle(tenant) if tenant else ""
         return [json.loads(fields["event"]) for _, fields in reversed(entries) if needle in fields["event"]]
+
+    def live_conversations(self, tenant: str, chunk: int = 500) -> list[Conversation]:
+        """The tenant's live conversations, read through its index of live ones (no key scan), for the floor's
+        snapshot."""
+        try:
+            ids = self.redis.zrangebyscore(self.index(tenant), time.time() - STATE_TTL_S, "+inf")
+            stored = []
+            for at in range(0, len(ids), chunk):
+                stored.extend(self.redis.mget([self.key(tenant, cid) for cid in ids[at:at + chunk]]))
+        except self.errors as error:
+            raise self._unavailable(error) from None
+        conversations = [self._decode(data)[0] for data in stored if data]
+        return [c for c in conversations if c.ended_at is None]
 
     def ping(self) -> bool:
         try:

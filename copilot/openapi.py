@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from copilot.cues.taxonomy import CUES
+from copilot.floor import RULE_KINDS, THRESHOLDS
 from copilot.library.phrasing import CHANNELS, ID_PATTERN, STAGES, STATUSES
 
 
@@ -123,6 +124,17 @@ def document() -> dict:
                 "parameters": [{"name": "experiment_id", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "get": op("Per-variant rates with 95% intervals", reply("Report", {"type": "object"}),
                           errors=("401", "403", "404"))},
+            "/api/v1/floor": {"get": op(
+                "The live floor: every live conversation of the tenant by risk, and their alerts (lead)",
+                reply("Board", ref("FloorSnapshot")), params=[query("queue", {"type": "string", "maxLength": 128},
+                                                                    "one queue only")],
+                errors=("400", "401", "403"))},
+            "/api/v1/floor/rules": {
+                "get": op("The tenant's floor alert rules (lead)", reply("Rules", ref("FloorRulesReply")),
+                          errors=("401", "403")),
+                "put": op("Change some of the tenant's floor alert rules (lead)", reply("Rules", ref("FloorRulesReply")),
+                          body={"type": "object", "required": ["rules"], "properties": {"rules": ref("FloorRules")}},
+                          errors=("400", "401", "403"))},
             "/api/v1/tenants": {
                 "get": op("List tenants (admin)", reply("Tenants", {"type": "object"}), errors=("401", "403")),
                 "post": op("Create a tenant from the shipped library (admin)", reply("Created", {"type": "object"}),
@@ -166,6 +178,35 @@ def document() -> dict:
                 "ImportReport": {"type": "object", "properties": {
                     "ok": {"type": "boolean"}, "imported": {"type": "integer"}, "created": {"type": "integer"},
                     "updated": {"type": "integer"}, "rejected": {"type": "array", "items": {"type": "object"}}}},
+                "FloorRules": {"type": "object", "additionalProperties": False, "properties": {
+                    kind: {"type": "object", "additionalProperties": False, "properties": {
+                        "enabled": {"type": "boolean"},
+                        **({"threshold": {"type": "integer", "minimum": THRESHOLDS[kind][0],
+                                          "maximum": THRESHOLDS[kind][1]}} if kind in THRESHOLDS else {})}}
+                    for kind in RULE_KINDS}},
+                "FloorRulesReply": {"type": "object", "properties": {"ok": {"type": "boolean"},
+                                                                     "rules": ref("FloorRules")}},
+                "FloorRow": {"type": "object", "properties": {
+                    "conversation_id": {"type": "string"}, "agent": {"type": "string"}, "queue": {"type": "string"},
+                    "channel": {"type": "string"}, "started_at": {"type": "number"}, "updated_at": {"type": "number"},
+                    "triage_level": {"type": "integer", "minimum": 1, "maximum": 3},
+                    "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    "tone": {"type": "object"}, "mode": {"type": "string"}, "abuse": {"type": "boolean"},
+                    "escalation": {"type": "boolean"}, "unacknowledged": {"type": "array", "items": {"type": "object"}},
+                    "behaviours": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    "last_alert": {"type": "object", "nullable": True}, "hand": {"type": "object", "nullable": True},
+                    "consent": {"type": "boolean"}, "customer_turns": {"type": "integer"},
+                    "agent_turns": {"type": "integer"}, "risk": {"type": "array", "items": {"type": "number"}}}},
+                "FloorAlert": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "conversation_id": {"type": "string"}, "agent": {"type": "string"},
+                    "queue": {"type": "string"}, "rule": {"type": "string", "enum": list(RULE_KINDS)},
+                    "reason": {"type": "string"}, "history": {"type": "string"},
+                    "evidence": {"type": "array", "items": {"type": "object"}}, "at": {"type": "number"},
+                    "taken_by": {"type": "object", "nullable": True}}},
+                "FloorSnapshot": {"type": "object", "properties": {
+                    "ok": {"type": "boolean"}, "queue": {"type": "string"},
+                    "rows": {"type": "array", "items": ref("FloorRow")},
+                    "alerts": {"type": "array", "items": ref("FloorAlert")}, "at": {"type": "number"}}},
                 "Experiment": {"type": "object", "required": ["id", "variants"], "properties": {
                     "id": {"type": "string"}, "name": {"type": "string"},
                     "assign_by": {"type": "string", "enum": ["queue", "schedule"]},

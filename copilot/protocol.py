@@ -12,9 +12,11 @@ from typing import Any
 
 from copilot.conversation import CHANNELS, FEEDBACK, MODES, SPEAKERS
 from copilot.errors import InvalidPayload, TextTooLong
+from copilot.floor import HAND_ANSWERS, MAX_WHISPER_CHARS
 
 # \Z, not $: `$` also matches before a trailing newline, so "c-1\n" was an id.
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}\Z")
+KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}\Z")
 TOKEN = re.compile(r"[A-Za-z0-9_.=-]{1,2048}\Z")  # what itsdangerous' URL-safe serializer writes
 
 
@@ -22,7 +24,7 @@ TOKEN = re.compile(r"[A-Za-z0-9_.=-]{1,2048}\Z")  # what itsdangerous' URL-safe 
 class Field:
     """One payload field: its kind and whether it is required."""
 
-    kind: str  # id, text, bool, number, choice, name, token
+    kind: str  # id, text, bool, number, choice, name, token, key (an alert id: a conversation id and a rule)
     required: bool = True
     choices: tuple[str, ...] = ()
 
@@ -42,6 +44,16 @@ EVENTS: dict[str, dict[str, Field]] = {
                               "to_agent": Field("id", False)},
     "conversation.end": {"conversation_id": Field("id")},
     "conversation.join": {"conversation_id": Field("id")},
+    "conversation.raise_hand": {"conversation_id": Field("id")},
+    "token.refresh": {"token": Field("token")},
+}
+
+# Namespace /floor, a team lead's board (README, "The live floor"). A whisper's text is at most MAX_WHISPER_CHARS.
+FLOOR_EVENTS: dict[str, dict[str, Field]] = {
+    "floor.watch": {"queue": Field("name", False)},
+    "alert.claim": {"conversation_id": Field("id"), "alert_id": Field("key")},
+    "hand.answer": {"conversation_id": Field("id"), "answer": Field("choice", True, tuple(HAND_ANSWERS))},
+    "floor.whisper": {"conversation_id": Field("id"), "text": Field("text")},
     "token.refresh": {"token": Field("token")},
 }
 
@@ -54,12 +66,22 @@ SERVER_EVENTS: dict[str, tuple[str, ...]] = {
     "alert": ("conversation_id", "kind", "message"),
     "handoff.note": ("conversation_id", "note", "reason", "to_queue?"),
     "conversation.summary": (),
+    "lead.answer": ("conversation_id", "answer", "message", "lead"),
+    "lead.whisper": ("conversation_id", "text", "lead", "at"),
+}
+
+# Server to a lead on /floor.
+FLOOR_SERVER_EVENTS: dict[str, tuple[str, ...]] = {
+    "floor.diff": ("rows", "removed", "at"),
+    "floor.alert": ("id", "conversation_id", "agent", "queue", "rule", "reason", "history", "evidence", "at",
+                    "taken_by"),
+    "floor.hand": ("conversation_id", "agent", "queue", "raised_at", "summary", "row"),
 }
 
 
-def validate(event: str, payload: Any, max_text: int) -> dict[str, Any]:
+def validate(event: str, payload: Any, max_text: int, events: Mapping[str, dict[str, Field]] = EVENTS) -> dict[str, Any]:
     """The payload with defaults filled in, or InvalidPayload / TextTooLong naming the field."""
-    spec = EVENTS[event]
+    spec = events[event]
     if not isinstance(payload, Mapping):
         raise InvalidPayload(f"{event} takes a JSON object")
     unknown = sorted(str(k) for k in payload if k not in spec)
@@ -80,6 +102,9 @@ def check(name: str, field: Field, value: Any, max_text: int) -> Any:
     if field.kind == "id":
         if not isinstance(value, str) or not ID.fullmatch(value):
             raise InvalidPayload(f"{name} must be 1-128 characters of letters, digits and . _ : @ -")
+    elif field.kind == "key":
+        if not isinstance(value, str) or not KEY.fullmatch(value):
+            raise InvalidPayload(f"{name} must be an id the server sent")
     elif field.kind == "token":
         if not isinstance(value, str) or not TOKEN.fullmatch(value):
             raise InvalidPayload(f"{name} must be a token the server issued")
@@ -107,6 +132,14 @@ def check(name: str, field: Field, value: Any, max_text: int) -> Any:
         if value not in field.choices:
             raise InvalidPayload(f"{name} must be one of {', '.join(field.choices)}")
     return value
+
+
+def validate_whisper(payload: Any) -> dict[str, Any]:
+    """A floor.whisper payload: its text 1-MAX_WHISPER_CHARS characters, not blank."""
+    data = validate("floor.whisper", payload, MAX_WHISPER_CHARS, FLOOR_EVENTS)
+    if not data["text"].strip():
+        raise InvalidPayload("text must not be empty")
+    return data
 
 
 def encodable(value: str) -> bool:

@@ -42,6 +42,7 @@ from copilot.errors import (
     error_body,
     internal_error_body,
 )
+from copilot.floor import BoardChange
 from copilot.metrics import Metrics
 from copilot.protocol import EVENTS, validate
 from copilot.security import AllowedOrigins, Identity, Lobby, RateLimits, TokenBucket, Tokens, take_together
@@ -361,20 +362,82 @@ def guard_sessions(socketio: SocketIO, lobby: Lobby) -> Sessions | None:
     return sessions
 
 
-def joined(socketio: SocketIO, sid: str, on_copilot: bool) -> None:
-    """Take a session out of the lobby when it joins /copilot, and put it back (uncapped, with a new deadline)
-    when it leaves /copilot but keeps its Engine.IO session."""
+def joined(socketio: SocketIO, sid: str, on_copilot: bool, namespace: str = NAMESPACE) -> None:
+    """Take a session out of the lobby when it joins /copilot (or a lead's /floor), and put it back (uncapped,
+    with a new deadline) when it leaves but keeps its Engine.IO session."""
     sessions = getattr(socketio.server, "copilot_sessions", None)
-    eio_sid = None if sessions is None else eio_sid_of(socketio.server, sid, NAMESPACE)
+    eio_sid = None if sessions is None else eio_sid_of(socketio.server, sid, namespace)
     if eio_sid is not None:
-        environ = socketio.server.get_environ(sid, NAMESPACE) or {}
+        environ = socketio.server.get_environ(sid, namespace) or {}
         sessions.joined(eio_sid, on_copilot, environ.get("REMOTE_ADDR") or "")
 
 
-def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metrics: Metrics,
-             connections: Connections) -> Connections:
-    """Attach the /copilot handlers to a SocketIO server."""
+def answer_errors(socketio: SocketIO, namespace: str, connections: Connections, metrics: Metrics) -> None:
+    """Make `socketio.on_error(namespace)` the one place an exception raised by one of the namespace's handlers
+    becomes an answer and a log line: the event's acknowledgment (Flask-SocketIO acks with what it returns), or a
+    refused connect. Anything but a CopilotError is a bug: internal_error, with its traceback in the log; the
+    connection stays, unless it kept sending after its refusals (Flooding), which closes it."""
     quiet = quiet_bad_input(socketio)
+    answers = AnswerLog(log)
+
+    def flooding() -> None:
+        eio_sid = eio_sid_of(socketio.server, request.sid, namespace)
+        quiet.report(log, f"a connection kept sending after {2 * connections.burst} refusals; session closed")
+        if eio_sid is not None:
+            hang_up(socketio.server.eio, eio_sid)
+
+    @socketio.on_error(namespace)
+    def answer(error: Exception) -> dict:
+        event = request.event["message"]
+        if isinstance(error, CopilotError):
+            body = error_body(error)
+            answers.answered(event, error)
+        else:
+            body = internal_error_body()
+            log.error("unexpected error in the %s handler of %s", namespace, event, exc_info=error)
+        if event == "connect":
+            connections.remove(request.sid)  # it may have been counted in before the failure
+            metrics.connections.labels("refused").inc()
+            raise ConnectionRefusedError(body["error"]["message"], body["error"])
+        metrics.errors.labels(body["error"]["code"]).inc()
+        if isinstance(error, Flooding):
+            flooding()
+        return body
+
+
+def refresher(tokens: Tokens, connections: Connections) -> Callable[[Any], dict]:
+    """token.refresh: the connection carries on as the new token's identity (same tenant and agent)."""
+    def refresh(payload: Any) -> dict:
+        data = validate("token.refresh", payload, 0)
+        identity = tokens.verify(data["token"])
+        connections.refresh(request.sid, identity)
+        return {"ok": True, "expires": identity.expires, "role": identity.role}
+    return refresh
+
+
+def event_handler(connections: Connections, method: Callable[[Identity, Any], Any] | None,
+                  deliver: Callable[[Any], dict], refresh: Callable[[Any], dict],
+                  expired_ok: bool = False) -> Callable[..., dict]:
+    """One event's handler: the connection's events in turn, each spending from its rate limits first, one JSON
+    payload, then `method`'s reply delivered (or token.refresh, when method is None)."""
+    def handle(*args: Any) -> dict:
+        with connections.in_turn(request.sid):
+            # Every event spends first, whatever it holds: token.refresh (no method) is allowed once the
+            # token has expired, and rate-limited as any event.
+            identity = connections.admit(request.sid, expired_ok=expired_ok or method is None)
+            if len(args) > 1:
+                raise InvalidPayload("send one JSON object per event")
+            payload = args[0] if args else None
+            if payload == BINARY_PAYLOAD:
+                raise InvalidPayload("binary data is not part of this protocol; send JSON")
+            return refresh(payload) if method is None else deliver(method(identity, payload))
+    return handle
+
+
+def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metrics: Metrics,
+             connections: Connections, board: Callable[[BoardChange], None] = lambda change: None) -> Connections:
+    """Attach the /copilot handlers to a SocketIO server; `board` takes what each event changed on the tenant's
+    live floor (copilot.realtime_floor)."""
 
     @socketio.on("connect", namespace=NAMESPACE)
     def connect(auth: Any = None) -> None:
@@ -388,13 +451,6 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
         connections.remove(request.sid)
         joined(socketio, request.sid, False)
 
-    def refresh(payload: Any) -> dict:
-        """token.refresh: the connection carries on as the new token's identity (same tenant and agent)."""
-        data = validate("token.refresh", payload, 0)
-        identity = tokens.verify(data["token"])
-        connections.refresh(request.sid, identity)
-        return {"ok": True, "expires": identity.expires, "role": identity.role}
-
     def deliver(reply: Reply) -> dict:
         join_room(reply.room)  # acting on a conversation (re)joins its room, so a reconnect resumes delivery
         to = reply.to  # every room of the reply; the caller joins only the conversation's
@@ -402,60 +458,25 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
             socketio.emit(event, payload, to=to, namespace=NAMESPACE)
         if reply.leave:
             leave_room(reply.room)
+        if reply.board is not None:
+            board(reply.board)
         if reply.then:
             socketio.sleep(0)  # let the writers send the emits before the bookkeeping runs
             for work in reply.then:
                 work()
         return reply.ack
 
-    def flooding() -> None:
-        """Close a connection that kept sending after its events were refused (one short line in the log)."""
-        eio_sid = eio_sid_of(socketio.server, request.sid, NAMESPACE)
-        quiet.report(log, f"a connection kept sending after {2 * connections.burst} refusals; session closed")
-        if eio_sid is not None:
-            hang_up(socketio.server.eio, eio_sid)
-
-    answers = AnswerLog(log)
-
-    @socketio.on_error(NAMESPACE)
-    def answer(error: Exception) -> dict:
-        """The one place an exception raised by a /copilot handler becomes an answer and a log line: the event's
-        acknowledgment (Flask-SocketIO acks with what this returns), or a refused connect. Anything but a
-        CopilotError is a bug: internal_error, with its traceback in the log; the connection stays."""
-        event = request.event["message"]
-        if isinstance(error, CopilotError):
-            body = error_body(error)
-            answers.answered(event, error)
-        else:
-            body = internal_error_body()
-            log.error("unexpected error in the /copilot handler of %s", event, exc_info=error)
-        if event == "connect":
-            connections.remove(request.sid)  # it may have been counted in before the failure
-            metrics.connections.labels("refused").inc()
-            raise ConnectionRefusedError(body["error"]["message"], body["error"])
-        metrics.errors.labels(body["error"]["code"]).inc()
-        if isinstance(error, Flooding):
-            flooding()
-        return body
+    answer_errors(socketio, NAMESPACE, connections, metrics)
+    refresh = refresher(tokens, connections)
 
     def handler(method: Callable[[Identity, Any], Reply] | None, expired_ok: bool = False) -> Callable[..., dict]:
-        def handle(*args: Any) -> dict:
-            with connections.in_turn(request.sid):
-                # Every event spends first, whatever it holds: token.refresh (no method) is allowed once the
-                # token has expired, and rate-limited as any event.
-                identity = connections.admit(request.sid, expired_ok=expired_ok or method is None)
-                if len(args) > 1:
-                    raise InvalidPayload("send one JSON object per event")
-                payload = args[0] if args else None
-                if payload == BINARY_PAYLOAD:
-                    raise InvalidPayload("binary data is not part of this protocol; send JSON")
-                return refresh(payload) if method is None else deliver(method(identity, payload))
-        return handle
+        return event_handler(connections, method, deliver, refresh, expired_ok)
 
     methods = {"conversation.start": service.start, "transcript.snippet": service.snippet,
                "conversation.mode": service.mode, "suggestion.feedback": service.feedback,
                "conversation.transfer": service.transfer, "conversation.end": service.end,
-               "conversation.join": service.join, "token.refresh": None}
+               "conversation.join": service.join, "conversation.raise_hand": service.raise_hand,
+               "token.refresh": None}
     assert set(methods) == set(EVENTS)
     for name, method in methods.items():
         socketio.on_event(name, handler(method), namespace=NAMESPACE)
@@ -469,7 +490,8 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
     return connections
 
 
-def init_app(app: Flask, settings: Settings, service: CopilotService, tokens: Tokens, metrics: Metrics) -> SocketIO:
+def init_app(app: Flask, settings: Settings, service: CopilotService, tokens: Tokens, metrics: Metrics,
+             board: Callable[[BoardChange], None] = lambda change: None) -> SocketIO:
     """The Socket.IO server in the settings' async mode (app.extensions["socketio"]), with the transport's patches
     (copilot.compat), the Engine.IO sessions guarded, and the /copilot handlers with each connection's, agent's
     and tenant's rate limits (app.extensions["copilot.connections"])."""
@@ -482,5 +504,5 @@ def init_app(app: Flask, settings: Settings, service: CopilotService, tokens: To
     connections = Connections(settings.rate_per_s, settings.rate_burst, settings.agent_rate_per_s,
                               settings.agent_rate_burst, settings.tenant_rate_per_s, settings.tenant_rate_burst,
                               settings.max_connections_per_agent)
-    app.extensions["copilot.connections"] = register(socketio, service, tokens, metrics, connections)
+    app.extensions["copilot.connections"] = register(socketio, service, tokens, metrics, connections, board)
     return socketio

@@ -8,8 +8,10 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+import pytest
+
 from copilot.errors import CODES, HTTP_CODES, OTHER_HTTP_CODE
-from copilot.protocol import EVENTS, SERVER_EVENTS
+from copilot.protocol import EVENTS, FLOOR_EVENTS, FLOOR_SERVER_EVENTS, SERVER_EVENTS
 from copilot.security import Tokens
 from copilot.settings import Settings
 from tests.conftest import ROOT, own_server
@@ -96,11 +98,12 @@ def test_the_readme_settings_table_names_every_setting_with_its_default():
             assert said == want, spec.name
 
 
-def test_the_readme_protocol_table_lists_every_client_event_with_its_fields():
-    rows = table("The Socket.IO protocol", "| event | payload | ack |")
-    documented = {re.fullmatch(r"`([a-z.]+)`", event).group(1): payload for event, payload, _ in rows}
-    assert set(documented) == set(EVENTS)
-    for event, spec in EVENTS.items():
+@pytest.mark.parametrize("section, events", [("The Socket.IO protocol", EVENTS), ("The live floor", FLOOR_EVENTS)])
+def test_the_readme_protocol_table_lists_every_client_event_with_its_fields(section, events):
+    rows = table(section, "| event | payload | ack |")
+    documented = {re.fullmatch(r"`([a-z._]+)`", event).group(1): payload for event, payload, _ in rows}
+    assert set(documented) == set(events)
+    for event, spec in events.items():
         payload = documented[event]
         assert re.findall(r"`([a-z_]+\??)`", payload) == \
             [name + ("" if field.required else "?") for name, field in spec.items()], event
@@ -110,18 +113,23 @@ def test_the_readme_protocol_table_lists_every_client_event_with_its_fields():
                 assert tuple(listed.split(", ")) == field.choices, (event, name)
 
 
-def test_the_readme_server_event_table_lists_every_server_event_with_its_fields():
-    rows = table("The Socket.IO protocol", "| event | payload |", after="\nServer to client.")
+@pytest.mark.parametrize("section, after, events", [
+    ("The Socket.IO protocol", "\nServer to client.", SERVER_EVENTS),
+    ("The live floor", "Server to a lead:", FLOOR_SERVER_EVENTS)])
+def test_the_readme_server_event_table_lists_every_server_event_with_its_fields(section, after, events):
+    rows = table(section, "| event | payload |", after=after)
     # a field is a backticked name that opens an item (`cues: [...]` included); `customer` in a remark is not
-    documented = {re.fullmatch(r"`([a-z.]+)`", event).group(1): re.findall(r"(?:^|, )`([a-z_]+\??)(?::[^`]*)?`", payload)
+    documented = {re.fullmatch(r"`([a-z._]+)`", event).group(1): re.findall(r"(?:^|, )`([a-z_]+\??)(?::[^`]*)?`", payload)
                   for event, payload in rows}
-    assert documented == {event: list(names) for event, names in SERVER_EVENTS.items()}
+    assert documented == {event: list(names) for event, names in events.items()}
 
 
 def emits_in_the_service() -> list[tuple[str, ast.expr]]:
-    """Each (event, payload) the service puts in a Reply's emits, read from copilot/assist.py's source."""
+    """Each (event, payload) the services put in a Reply's emits (copilot/assist.py) or a FloorReply's events for
+    the agent (copilot/floor_service.py), read from their source."""
     found = []
-    for node in ast.walk(ast.parse((ROOT / "copilot" / "assist.py").read_text())):
+    source = "\n".join((ROOT / "copilot" / name).read_text() for name in ("assist.py", "floor_service.py"))
+    for node in ast.walk(ast.parse(source)):
         if not isinstance(node, ast.Call):
             continue
         func = node.func
@@ -130,6 +138,8 @@ def emits_in_the_service() -> list[tuple[str, ast.expr]]:
             given = node.args
         elif isinstance(func, ast.Name) and func.id == "Reply":
             given = node.args[2:3] + [keyword.value for keyword in node.keywords if keyword.arg == "emits"]
+        elif isinstance(func, ast.Name) and func.id == "FloorReply":
+            given = node.args[1:2] + [keyword.value for keyword in node.keywords if keyword.arg == "to_agent"]
         else:
             continue
         for arg in given:

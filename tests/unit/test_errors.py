@@ -112,7 +112,7 @@ class BrokenService:
     def unknown(self, who, payload):
         raise UnknownConversation("no conversation c-1; start it first")
 
-    start = mode = feedback = transfer = end = join = unknown
+    start = mode = feedback = transfer = end = join = raise_hand = unknown
 
 
 @pytest.fixture

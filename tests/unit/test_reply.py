@@ -39,7 +39,7 @@ class RoomService:
     def snippet(self, who, payload):
         raise AssertionError("not sent in these tests")
 
-    mode = feedback = transfer = snippet
+    mode = feedback = transfer = raise_hand = snippet
 
 
 @pytest.fixture
