@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     service = CopilotService(detector, library, conversations, metrics, settings.max_text_chars,
                              settings.cooldown_s, settings.transcript, rules.of)
     floor = FloorService(conversations, rules, settings.transcript, off_loop=pools.python)
-    feed = realtime_floor.FloorFeed()
+    feed = realtime_floor.FloorFeed(metrics)
     app.extensions.update({"copilot.detector": detector, "copilot.library": library, "copilot.tokens": tokens,
                            "copilot.assist": service, "copilot.metrics": metrics, "copilot.off_loop": pools.python})
     socketio = realtime.init_app(app, settings, service, tokens, metrics, board=feed.publish)

@@ -53,14 +53,12 @@ class FloorService:
         who.require("lead")
 
     def snapshot(self, who: Identity, queue: str = "") -> dict[str, Any]:
-        """The tenant's board now: every live conversation's row by risk, and their alerts. The rows are built off
-        the event loop (2,000 conversations take a while); a store whose client lives on the loop is read there."""
+        """The tenant's board now: every live conversation's row by risk, and their alerts. The conversations are
+        decoded and the rows built off the event loop (2,000 conversations take about 0.3 s)."""
         self._lead(who)
         now = time.time()
-        if self.store.reads_on_loop:
-            return self.off_loop(floor.snapshot, self.store.live_conversations(who.tenant), now, self.words, queue)
-        return self.off_loop(lambda: floor.snapshot(self.store.live_conversations(who.tenant), now, self.words,
-                                                    queue))
+        conversations = self.store.live_conversations(who.tenant, self.off_loop)
+        return self.off_loop(floor.snapshot, conversations, now, self.words, queue)
 
     @staticmethod
     def queue_of(payload: Any) -> str:

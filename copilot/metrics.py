@@ -24,6 +24,8 @@ class Metrics:
         self.conversations = Counter("copilot_conversations_total", "Conversations started", registry=self.registry)
         self.connections = Counter("copilot_connections_total", "Socket.IO connections", ["result"],
                                    registry=self.registry)
+        self.floor = Counter("copilot_floor_sent_total", "What the live floor sent to the leads' rooms: diff "
+                             "messages, rows in them, alerts and raised hands", ["kind"], registry=self.registry)
         self.resolution = Histogram("copilot_emotional_resolution_rate", "Emotional resolution rate per conversation",
                                     buckets=(0.0, 0.25, 0.5, 0.75, 1.0), registry=self.registry)
 

@@ -96,7 +96,8 @@ class FloorFeed:
     `floor.diff` per room every TICK_S. Without a message queue, a tenant with no lead watching on this worker is
     skipped; with one, every change is published, because a lead may be watching on another worker."""
 
-    def __init__(self, min_gap_s: float = MIN_GAP_S, tick_s: float = TICK_S) -> None:
+    def __init__(self, metrics: Metrics | None = None, min_gap_s: float = MIN_GAP_S, tick_s: float = TICK_S) -> None:
+        self.metrics = metrics or Metrics()
         self.batches = Batches(min_gap_s)
         self.tick_s = tick_s
         self.socketio: SocketIO | None = None
@@ -149,6 +150,7 @@ class FloorFeed:
         """To every lead of the tenant: those watching all queues, and those watching this one."""
         rooms = [floor_room(tenant)] + ([floor_room(tenant, queue)] if queue else [])
         self.socketio.emit(event, payload, to=rooms if len(rooms) > 1 else rooms[0], namespace=NAMESPACE)
+        self.metrics.floor.labels(event.removeprefix("floor.")).inc()
 
     def flush(self) -> int:
         """Send every row that is due, one floor.diff per room; the number of rows sent."""
@@ -164,6 +166,8 @@ class FloorFeed:
             self.socketio.emit("floor.diff", {"rows": every_row, "removed": every_removed, "at": now},
                                to=floor_room(tenant), namespace=NAMESPACE)
             sent += len(every_row) + len(every_removed)
+            self.metrics.floor.labels("diff").inc(1 + sum(1 for queue in queues if queue))
+            self.metrics.floor.labels("row").inc(len(every_row))
         return sent
 
     def _run(self) -> None:

@@ -272,3 +272,22 @@ def test_a_tenants_events_are_read_without_the_others(tmp_path):
     mine = MemoryConversationStore(log).events(tenant="acme")
     assert [e["n"] for e in mine] == list(range(0, 30, 3)) and all(e["tenant"] == "acme" for e in mine)
     assert (tmp_path / "events.jsonl").stat().st_mode & 0o077 in (0, 0o040)  # no other user reads it
+
+
+def test_the_floor_reads_a_tenants_live_conversations_and_no_ended_or_other_tenants_ones(store):
+    for cid, tenant in (("c1", "acme"), ("c2", "acme"), ("c3", "acme"), ("c1", "globex")):
+        store.create(conversation(cid, tenant), [])
+
+    def end(conv):
+        conv.ended_at = 5.0
+        return None, []
+    store.update("acme", "c3", end)
+    store.update("acme", "c2", bump)
+    offloaded = []
+
+    def off_loop(work, *args):
+        offloaded.append(work)
+        return work(*args)
+    live = store.live_conversations("acme", off_loop)
+    assert sorted(c.id for c in live) == ["c1", "c2"] and {c.tenant for c in live} == {"acme"}
+    assert offloaded  # the decoding went through off_loop
