@@ -47,7 +47,8 @@ def urgency(row: dict[str, Any]) -> tuple[int, int, int, int]:
 class Batches:
     """The rows waiting to go to the leads (pure, with its clock): the latest row of each conversation that
     changed, sent at most once every `min_gap_s`, unless its urgency rose since the row last sent (a crisis goes
-    at once); an ended conversation's removal goes at once."""
+    at once); a just-started conversation's row does not hold back its first turn, and an ended conversation's
+    removal goes at once."""
 
     def __init__(self, min_gap_s: float = MIN_GAP_S, clock: Callable[[], float] = time.monotonic) -> None:
         self.min_gap_s, self.clock = min_gap_s, clock
@@ -82,7 +83,8 @@ class Batches:
                     self.sent.pop(key, None)
                 else:
                     rows.append(row)
-                    self.sent[key] = (now, urgency(row))
+                    if row["customer_turns"] or row["agent_turns"]:  # a start's row leaves the first turn free
+                        self.sent[key] = (now, urgency(row))
             if len(self.sent) > 20_000:  # conversations that went idle and expired without an end
                 self.sent = {k: v for k, v in self.sent.items() if now - v[0] < self.min_gap_s}
         return out

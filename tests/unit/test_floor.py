@@ -184,16 +184,17 @@ def test_batches_send_a_conversations_row_at_most_once_a_second_and_the_latest_o
     clock = Clock()
     batches = Batches(1.0, clock)
     c = conv()
+    customer(c, "s0", "hello", sad=False)
     batches.add(change_of(c, 0.0))
     assert len(batches.due()["acme"]["billing"][0]) == 1
-    for n in range(3):
+    for n in range(1, 4):
         customer(c, f"s{n}", "hello", sad=False)
         batches.add(change_of(c, 0.1))
     clock.now = 0.5
     assert batches.due() == {}
     clock.now = 1.0
     rows = batches.due()["acme"]["billing"][0]
-    assert [r["customer_turns"] for r in rows] == [3]
+    assert [r["customer_turns"] for r in rows] == [4]
 
 
 def test_a_row_whose_risk_rose_skips_the_wait_and_an_ended_conversation_goes_at_once():
@@ -210,3 +211,19 @@ def test_a_row_whose_risk_rose_skips_the_wait_and_an_ended_conversation_goes_at_
     batches.add(change_of(c, 0.2))
     clock.now = 0.2
     assert batches.due()["acme"]["billing"] == ([], ["c-1"])
+
+
+def test_a_just_started_conversations_row_does_not_hold_back_its_first_turn():
+    clock = Clock()
+    batches = Batches(1.0, clock)
+    c = conv()
+    batches.add(change_of(c, 0.0))
+    batches.due()
+    customer(c, "s1", "hello", sad=False)
+    batches.add(change_of(c, 0.05))
+    clock.now = 0.1
+    assert batches.due()["acme"]["billing"][0][0]["customer_turns"] == 1
+    customer(c, "s2", "hello again", sad=False)
+    batches.add(change_of(c, 0.15))
+    clock.now = 0.2
+    assert batches.due() == {}
