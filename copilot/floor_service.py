@@ -62,9 +62,15 @@ class FloorService:
 
     @staticmethod
     def queue_of(payload: Any) -> str:
-        """The queue a floor.watch asks for ("" for every queue), as conversations store it (redacted)."""
-        data = validate("floor.watch", payload, 0, FLOOR_EVENTS)
+        """The queue a floor.watch asks for ("" for every queue; no payload is every queue too), as conversations
+        store it (redacted)."""
+        data = validate("floor.watch", {} if payload is None else payload, 0, FLOOR_EVENTS)
         return redact(data.get("queue", ""))
+
+    def watching(self, who: Identity, payload: Any) -> str:
+        """The queue a lead's floor.watch asks for, once the identity is a lead's (Forbidden otherwise)."""
+        self._lead(who)
+        return self.queue_of(payload)
 
     def claim(self, who: Identity, payload: Any) -> FloorReply:
         """alert.claim ("I'm on it"): the lead takes the alert, and every lead sees who did."""

@@ -405,11 +405,13 @@ def answer_errors(socketio: SocketIO, namespace: str, connections: Connections, 
         return body
 
 
-def refresher(tokens: Tokens, connections: Connections) -> Callable[[Any], dict]:
-    """token.refresh: the connection carries on as the new token's identity (same tenant and agent)."""
+def refresher(tokens: Tokens, connections: Connections, role: str = "agent") -> Callable[[Any], dict]:
+    """token.refresh: the connection carries on as the new token's identity (same tenant and agent, and at least
+    `role`: a lead's /floor connection cannot carry on as an agent)."""
     def refresh(payload: Any) -> dict:
         data = validate("token.refresh", payload, 0)
         identity = tokens.verify(data["token"])
+        identity.require(role)
         connections.refresh(request.sid, identity)
         return {"ok": True, "expires": identity.expires, "role": identity.role}
     return refresh

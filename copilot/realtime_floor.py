@@ -212,7 +212,7 @@ def register(socketio: SocketIO, service: FloorService, tokens: Tokens, metrics:
 
     def watch(who: Identity, payload: Any) -> dict:
         """floor.watch: join the room first, then read the snapshot, so that no change falls between the two."""
-        queue = FloorService.queue_of(payload)
+        queue = service.watching(who, payload)  # the role first: nothing joins the room without it
         feed.watch(request.sid, who.tenant, floor_room(who.tenant, queue))
         return {"ok": True, "queue": queue, "snapshot": service.snapshot(who, queue)}
 
@@ -226,7 +226,7 @@ def register(socketio: SocketIO, service: FloorService, tokens: Tokens, metrics:
         return reply.ack
 
     answer_errors(socketio, NAMESPACE, connections, metrics)
-    refresh = refresher(tokens, connections)
+    refresh = refresher(tokens, connections, role="lead")
     methods: dict[str, Callable[[Identity, Any], Any] | None] = {
         "floor.watch": watch, "alert.claim": service.claim, "hand.answer": service.answer,
         "floor.whisper": service.whisper, "token.refresh": None}
