@@ -357,7 +357,8 @@ class CopilotService:
                 continue
         return Reply({"ok": True, "conversation_id": conv.id, "mode": conv.mode, "counts": dict(conv.counts),
                       "triage_level": conv.triage_level, "tone": engine.tone_label(conv.tones),
-                      "shown": list(conv.shown), "on_screen": screen, "ended": conv.ended_at is not None},
+                      "shown": list(conv.shown), "on_screen": screen, "ended": conv.ended_at is not None,
+                      "hand": conv.hand},
                      room(who.tenant, conv.id))
 
     def conversation_trends(self, tenant: str, off_loop: Callable[..., Any] = run_here) -> dict[str, Any]:

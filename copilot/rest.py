@@ -46,7 +46,8 @@ def front_door():
         demo_enabled()
     except CopilotError:
         return jsonify({"ok": True, "name": "Empathy Copilot",
-                        "links": {"console": "/console", "sidebar": "/sidebar", "api": "/api/v1/openapi.json",
+                        "links": {"console": "/console", "floor": "/floor", "sidebar": "/sidebar",
+                                  "api": "/api/v1/openapi.json",
                                   "health": "/healthz", "ready": "/readyz"}})
     return redirect("/demo", code=302)
 

@@ -117,6 +117,12 @@ def console():
     return render_template("console.html")
 
 
+@web.get("/floor")
+def floor():
+    """The team lead's live floor board (it asks for a lead token)."""
+    return render_template("floor.html")
+
+
 def demo_enabled() -> None:
     settings = current_app.config["COPILOT_SETTINGS"]
     if not settings.demo:

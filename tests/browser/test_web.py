@@ -1,7 +1,6 @@
 """The sidebar, the demo and the console in headless Chromium (Debian's), driven by Playwright, against a real
 server on loopback. Screenshots go to test-artifacts/."""
 import json
-import shutil
 import threading
 import time
 
@@ -10,12 +9,11 @@ import requests
 from playwright.sync_api import expect
 
 from copilot.security import Tokens
+from tests.browser.conftest import needs_chromium, shot
 from tests.conftest import ROOT, AgentClient, ServerProcess
 
 SECRET = "browser-test-secret-0123456789abcdef0123"
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (tests/run.sh installs it)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -25,18 +23,6 @@ def server(tmp_path_factory):
                           "COPILOT_SUGGESTION_COOLDOWN_S": "0"}, workdir)
     yield proc
     proc.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
@@ -54,11 +40,6 @@ def page(browser, violations):
     yield page
     context.close()
     assert violations == [], violations
-
-
-def shot(page, name):
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
 
 
 def lead_headers(tenant):

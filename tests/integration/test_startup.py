@@ -84,7 +84,7 @@ def test_the_front_door_lists_the_pages_when_the_demo_is_off(make_settings):
 
     answer = create_app(make_settings(demo=False)).test_client().get("/")
     assert answer.status_code == 200
-    assert answer.get_json()["links"] == {"console": "/console", "sidebar": "/sidebar",
+    assert answer.get_json()["links"] == {"console": "/console", "floor": "/floor", "sidebar": "/sidebar",
                                           "api": "/api/v1/openapi.json", "health": "/healthz", "ready": "/readyz"}
 
 

@@ -7,7 +7,7 @@ import pytest
 from copilot import create_app
 from copilot.settings import Settings
 
-PAGES = ("/sidebar", "/console", "/demo")
+PAGES = ("/sidebar", "/console", "/floor", "/demo")
 CRM = "https://crm.example"
 SECRET = "web-security-test-secret-0123456789abcdef"  # at least 32 bytes, as the server now requires
 
@@ -105,13 +105,13 @@ def test_pages_hold_no_inline_code_that_their_policy_would_block(build):
         assert parser.found == [], path
 
 
-def test_the_sidebar_and_console_carry_the_legend_as_json_data_and_nothing_else_inline(build):
+def test_the_sidebar_console_and_floor_carry_the_legend_as_json_data_and_nothing_else_inline(build):
     import json
 
     from copilot.web.legend import legend
 
     client = build().test_client()
-    for path in ("/sidebar", "/console"):
+    for path in ("/sidebar", "/console", "/floor"):
         parser = InlineCode()
         parser.feed(client.get(path).get_data(as_text=True))
         assert list(parser.data) == ["copilot-legend"], path

@@ -3,7 +3,7 @@
      rides in the fragment, which the browser never sends to a server, and is wiped from the address bar once read;
      a ?token= in the query string (which proxies and logs keep) is refused with a notice to the integrator;
    - host-forward: the host page sends postMessage commands (copilot.connect, copilot.start, copilot.snippet,
-     copilot.mode, copilot.transfer, copilot.end) and receives every server event back as
+     copilot.mode, copilot.transfer, copilot.end, copilot.raise_hand) and receives every server event back as
      {type: "copilot.event", event, data} and every acknowledgment as {type: "copilot.ack", command, ack}. */
 (function () {
   "use strict";
@@ -18,7 +18,8 @@
   var el = page.byId;
   var make = page.make;
   var state = { conversationId: null, turns: {}, counts: {}, hostOrigin: null, socket: null, follow: true,
-    autoTop: 0, joined: false, starting: false, failures: 0, started: Promise.resolve() };
+    autoTop: 0, joined: false, starting: false, failures: 0, started: Promise.resolve(), handRaised: false,
+    ended: false };
 
   function toHost(message) {
     if (window.parent !== window && state.hostOrigin) { window.parent.postMessage(message, state.hostOrigin); }
@@ -210,6 +211,48 @@
     announce(item.textContent);
   }
 
+  // The button says whether the team lead has been asked; it asks again only once they have answered.
+  function renderHand() {
+    var button = el("raise-hand");
+    button.disabled = !state.conversationId || state.handRaised || state.ended;
+    button.setAttribute("aria-pressed", String(state.handRaised));
+    button.textContent = state.handRaised ? "Hand raised" : "Raise hand";
+  }
+
+  // Page the floor for the conversation on screen, from the button or the host's copilot.raise_hand.
+  function raiseHand() {
+    var cid = state.conversationId;
+    if (!state.socket || !cid) { return; }
+    state.handRaised = true;
+    renderHand();
+    state.started.then(function () {
+      return call("conversation.raise_hand", { conversation_id: cid });
+    }).then(function (ack) {
+      if (state.conversationId === cid) {
+        if (ack.ok) { announce("Your team lead has been asked to help."); } else {
+          state.handRaised = false;
+          renderHand();
+          refused(ack.error);
+        }
+      }
+      toHost({ type: "copilot.ack", command: "conversation.raise_hand", ack: ack });
+    }).catch(broke);
+  }
+
+  // A lead's answer to a raised hand or a whisper: newest on top, the last five kept, never sent to the customer.
+  function onLeadMessage(kind, data) {
+    var box = el("lead-messages");
+    var words = kind === "answer" ? (data.message || data.answer) : data.text;
+    var item = make("div", { className: "lead-message", role: "status", "data-kind": kind }, [
+      make("span", { className: "from", text: (data.lead || "Team lead") + (kind === "whisper" ? " \u00b7 whisper" : "") }),
+      make("span", { className: "words", text: words })]);
+    box.insertBefore(item, box.firstChild);
+    while (box.children.length > 5) { box.removeChild(box.lastChild); }
+    el("lead").hidden = false;
+    if (kind === "answer") { state.handRaised = false; renderHand(); }
+    announce("From your team lead: " + words);
+  }
+
   // A new conversation starts from nothing: the previous customer's cues, alerts, cards and words must not stay.
   function reset() {
     state.turns = {};
@@ -234,6 +277,11 @@
     el("tone-line").setAttribute("points", "");
     el("notice").hidden = true;
     el("live").textContent = "";
+    el("lead-messages").textContent = "";
+    el("lead").hidden = true;
+    state.handRaised = false;
+    state.ended = false;
+    renderHand();
   }
 
   function refused(error) {
@@ -263,8 +311,10 @@
         "Earlier turns are not shown after reconnecting; counts and cards are kept.");
       el("transcript-empty").hidden = true;
     }
-    if (ack.ended) { setStatus("conversation ended"); }
+    if (ack.ended) { setStatus("conversation ended"); state.ended = true; }
+    state.handRaised = Boolean(ack.hand && !ack.hand.answer);  // a hand raised before a reload is still up
     state.joined = true;
+    renderHand();
   }
 
   function connect(token) {
@@ -293,7 +343,8 @@
       setStatus("not connected");
       notice(plain(error));
     });
-    ["cue.highlight", "suggestion.push", "alert", "handoff.note", "conversation.summary"].forEach(function (name) {
+    ["cue.highlight", "suggestion.push", "alert", "handoff.note", "conversation.summary", "lead.answer",
+      "lead.whisper"].forEach(function (name) {
       socket.on(name, function (data) {
         // The socket may still be in the room of the conversation this sidebar showed before.
         if (data && data.conversation_id && state.conversationId && data.conversation_id !== state.conversationId) {
@@ -303,7 +354,9 @@
         if (name === "suggestion.push") { onSuggestions(data); }
         if (name === "alert") { onAlert(data); }
         if (name === "handoff.note") { onAlert({ kind: "handoff", message: "Handoff note: " + data.note }); }
-        if (name === "conversation.summary") { setStatus("conversation ended"); }
+        if (name === "conversation.summary") { setStatus("conversation ended"); state.ended = true; renderHand(); }
+        if (name === "lead.answer") { onLeadMessage("answer", data); }
+        if (name === "lead.whisper") { onLeadMessage("whisper", data); }
         toHost({ type: "copilot.event", event: name, data: data });
       });
     });
@@ -353,6 +406,7 @@
     if (msg.type === "copilot.start") {
       reset();
       state.conversationId = msg.conversation_id;
+      renderHand();
       state.starting = true;  // a connect meanwhile must not join a conversation not yet started
       state.started = call("conversation.start", { conversation_id: msg.conversation_id, channel: msg.channel || "chat",
         queue: msg.queue, consent: msg.consent }).then(function (ack) {
@@ -365,6 +419,7 @@
     } else if (msg.type === "copilot.join") {
       if (msg.conversation_id !== state.conversationId) { reset(); }
       state.conversationId = msg.conversation_id;
+      renderHand();
       state.started = call("conversation.join", { conversation_id: msg.conversation_id }).then(function (ack) {
         if (state.conversationId === msg.conversation_id) { joined(ack); }
         reply("conversation.join")(ack);
@@ -384,11 +439,14 @@
       after("conversation.transfer", { to_queue: msg.to_queue });
     } else if (msg.type === "copilot.end") {
       after("conversation.end", {});
+    } else if (msg.type === "copilot.raise_hand") {
+      raiseHand();
     }
   }
 
 
   el("transcript").addEventListener("scroll", onScroll);
+  el("raise-hand").addEventListener("click", raiseHand);
   if (window.ResizeObserver) { new window.ResizeObserver(followNewest).observe(el("transcript")); }
 
   window.addEventListener("message", function (event) {
@@ -411,6 +469,7 @@
     // Out of the address bar, the history and anything copied from them; the page does not reload.
     window.history.replaceState(null, "", window.location.pathname + window.location.search);
     connect(fragment.get("token"));
+    renderHand();
   }
   if (window.parent !== window) {
     var referrer = document.referrer ? new URL(document.referrer).origin : null;  // the host's policy decides
