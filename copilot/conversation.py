@@ -107,6 +107,7 @@ class Conversation:
     open_digits: dict[str, int] = field(default_factory=dict)  # speaker -> redaction state: open digits (+128: an email cut off)
     lead_alerts: list[dict[str, Any]] = field(default_factory=list)  # the floor's alerts: {id, rule, reason, at, taken_by}
     hand: dict[str, Any] | None = None  # a raised hand: {raised_at, answer, lead}
+    changed_at: float = 0.0  # when its row on the live floor last changed (a row's version for the board)
     ended_at: float | None = None
 
     def as_dict(self) -> dict[str, Any]:

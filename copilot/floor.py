@@ -136,18 +136,19 @@ def risk(conv: Conversation, unacknowledged: list[dict[str, Any]], tone: dict[st
     acknowledgment (the longest waiting first), a falling tone, the triage level, the longest on the call."""
     oldest = unacknowledged[0]["since"] if unacknowledged else 0.0
     return [int(conv.triage_level == 3), int(conv.abuse_active), int(bool(conv.counts.get("escalation_request"))),
-            int(bool(unacknowledged)), -oldest, int(tone["trend"] == "worsening"), conv.triage_level,
-            -conv.started_at]
+            int(bool(unacknowledged)), -round(oldest, 3), int(tone["trend"] == "worsening"), conv.triage_level,
+            -round(conv.started_at, 3)]
 
 
 def row(conv: Conversation, now: float) -> dict[str, Any]:
-    """One conversation's row on the board. It holds no words of the customer's: only counts, levels and times."""
-    unacknowledged = waiting(conv)
+    """One conversation's row on the board as of `now`, its `updated_at` (a board keeps the newest row of each
+    conversation). It holds no words of the customer's: only counts, levels and times (to the millisecond)."""
+    unacknowledged = [{**w, "since": round(w["since"], 3)} for w in waiting(conv)]
     tone = tone_label(conv.tones)
     last = conv.lead_alerts[-1] if conv.lead_alerts else None
     return {
         "conversation_id": conv.id, "agent": conv.agent, "queue": conv.queue, "channel": conv.channel,
-        "started_at": conv.started_at, "updated_at": now, "triage_level": conv.triage_level,
+        "started_at": round(conv.started_at, 3), "updated_at": round(now, 3), "triage_level": conv.triage_level,
         "counts": dict(conv.counts),
         "tone": {"score": tone["score"], "label": tone["label"], "trend": tone["trend"]},
         "mode": "agent-protection" if conv.abuse_active else conv.mode, "abuse": conv.abuse_active,
@@ -221,6 +222,7 @@ def board_change(conv: Conversation, now: float, alerts: list[dict[str, Any]], w
     """The BoardChange of one event on this conversation: its row (removed once it has ended), the alert cards of
     `alerts`, and the page of a hand just raised."""
     change = BoardChange(conv.tenant, conv.queue, conv.id)
+    conv.changed_at = max(conv.changed_at, now)  # in the same change: a later snapshot shows this row's time
     if conv.ended_at is not None:
         change.removed = True
         return change
@@ -234,9 +236,10 @@ def board_change(conv: Conversation, now: float, alerts: list[dict[str, Any]], w
 
 
 def snapshot(conversations: list[Conversation], now: float, words: bool, queue: str = "") -> dict[str, Any]:
-    """The board as a lead first sees it: every live conversation's row (of `queue`, when given) by risk, and
-    their alerts, the newest first."""
+    """The board as a lead first sees it at `now`: every live conversation's row (of `queue`, when given) by risk,
+    each as of its last change, and their alerts, the newest first."""
     live = [c for c in conversations if c.ended_at is None and (not queue or c.queue == queue)]
     alerts = [alert_card(c, a, words) for c in live for a in c.lead_alerts]
-    return {"rows": by_risk([row(c, now) for c in live]),
-            "alerts": sorted(alerts, key=lambda a: a["at"], reverse=True), "at": now}
+    rows = by_risk([row(c, c.changed_at or c.started_at) for c in live])
+    return {"rows": rows, "total": len(rows), "alerts": sorted(alerts, key=lambda a: a["at"], reverse=True),
+            "at": now}

@@ -30,6 +30,7 @@ from copilot.settings import Settings
 NAMESPACE = "/floor"
 MIN_GAP_S = 1.0  # a conversation's row goes to the leads at most once a second
 TICK_S = 0.1  # how often the feed looks for rows due
+SNAPSHOT_ROWS = 250  # rows in a floor.watch answer; the rest of a snapshot follows in floor.diff messages this size
 log = logging.getLogger("copilot.floor")
 
 
@@ -191,6 +192,40 @@ class FloorFeed:
                         return
 
 
+class SnapshotRest:
+    """Sends the rows of a large snapshot past the first SNAPSHOT_ROWS as floor.diff messages of that size, with a
+    pause between them: 2,000 rows in one message held every agent's highlights for a quarter of a second per
+    lead. Leads who got the same snapshot (one build, shared) get each message from one emit, encoded once."""
+
+    GATHER_S = 0.05  # how long a send waits for other leads of the same build to join it
+    PAUSE_S = 0.02  # between messages, so that snippets are handled in between
+
+    def __init__(self, socketio: SocketIO) -> None:
+        self.socketio = socketio
+        self.open: dict[int, list[str]] = {}  # id of a snapshot -> the leads' sids its send will reach
+        self.lock = threading.Lock()
+
+    def send(self, sid: str, snapshot: dict[str, Any]) -> None:
+        """Send the rest of `snapshot` to this lead, with any other lead of the same build."""
+        with self.lock:
+            sids = self.open.get(id(snapshot))
+            if sids is not None:
+                sids.append(sid)
+                return
+            self.open[id(snapshot)] = [sid]
+        self.socketio.start_background_task(self._run, snapshot)
+
+    def _run(self, snapshot: dict[str, Any]) -> None:
+        self.socketio.sleep(self.GATHER_S)
+        with self.lock:
+            sids = self.open.pop(id(snapshot))
+        rows = snapshot["rows"][SNAPSHOT_ROWS:]
+        for start in range(0, len(rows), SNAPSHOT_ROWS):
+            self.socketio.emit("floor.diff", {"rows": rows[start:start + SNAPSHOT_ROWS], "removed": [],
+                                              "at": snapshot["at"]}, to=sids, namespace=NAMESPACE)
+            self.socketio.sleep(self.PAUSE_S)
+
+
 def register(socketio: SocketIO, service: FloorService, tokens: Tokens, metrics: Metrics,
              connections: Connections, feed: FloorFeed) -> None:
     """Attach the /floor handlers to a SocketIO server."""
@@ -214,7 +249,13 @@ def register(socketio: SocketIO, service: FloorService, tokens: Tokens, metrics:
         """floor.watch: join the room first, then read the snapshot, so that no change falls between the two."""
         queue = service.watching(who, payload)  # the role first: nothing joins the room without it
         feed.watch(request.sid, who.tenant, floor_room(who.tenant, queue))
-        return {"ok": True, "queue": queue, "snapshot": service.snapshot(who, queue)}
+        snapshot = service.snapshot(who, queue, since=service.clock())
+        rows = snapshot["rows"]
+        if len(rows) > SNAPSHOT_ROWS:
+            rest.send(request.sid, snapshot)
+        return {"ok": True, "queue": queue, "snapshot": {**snapshot, "rows": rows[:SNAPSHOT_ROWS]}}
+
+    rest = SnapshotRest(socketio)
 
     def deliver(reply: FloorReply | dict) -> dict:
         if isinstance(reply, dict):

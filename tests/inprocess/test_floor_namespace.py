@@ -126,3 +126,24 @@ def test_an_oversized_whisper_and_a_flood_get_coded_errors_and_the_connection_st
     assert [c["ok"] for c in codes[:5]] == [True] * 5
     assert any(not c["ok"] and c["error"]["code"] == "rate_limited" for c in codes[5:])
     assert lead.is_connected(FLOOR)
+
+
+def test_a_large_snapshot_answers_the_riskiest_rows_and_sends_the_rest_as_diffs_stamped_with_its_time(app):
+    from copilot.realtime_floor import SNAPSHOT_ROWS
+
+    started_ids = []
+    for n in range(8):  # each connection stays inside its burst
+        agent = client(app, COPILOT, issue("agent", f"bulk{n}", tenant="big"))
+        for m in range(38):
+            cid = f"big-{n}-{m}"
+            assert call(agent, COPILOT, "conversation.start", {"conversation_id": cid, "channel": "chat"})["ok"]
+            started_ids.append(cid)
+    say(agent, "big-7-37", "s1", CRISIS)
+    lead = client(app, FLOOR, issue("lead", "lee", tenant="big"))
+    snapshot = call(lead, FLOOR, "floor.watch", {})["snapshot"]
+    assert snapshot["total"] == len(started_ids) and len(snapshot["rows"]) == SNAPSHOT_ROWS
+    assert snapshot["rows"][0]["conversation_id"] == "big-7-37"  # the riskiest first, though started last
+    rest = events(lead, FLOOR, "floor.diff", until=lambda found: sum(
+        len(d["rows"]) for d in found if d["at"] == snapshot["at"]) >= len(started_ids) - SNAPSHOT_ROWS)
+    sent = [r["conversation_id"] for d in rest if d["at"] == snapshot["at"] for r in d["rows"]]
+    assert sorted(sent + [r["conversation_id"] for r in snapshot["rows"]]) == sorted(started_ids)

@@ -297,7 +297,14 @@
     if (entry.node.parentNode !== rowsBox || entry.node.nextSibling !== next) { rowsBox.insertBefore(entry.node, next); }
   }
 
+  // Diffs that arrive while a floor.watch is answered wait for its snapshot: applied after it, each row only if it is
+  // newer than the snapshot's (putRow), so neither a change nor the rest of a large snapshot is lost or undone.
   function onDiff(diff) {
+    if (state.held) { state.held.push(diff); return; }
+    applyDiff(diff);
+  }
+
+  function applyDiff(diff) {
     (diff.removed || []).forEach(function (id) {
       dropRow(id);
       Object.keys(state.alerts).forEach(function (key) {
@@ -475,10 +482,14 @@
 
   function watch() {
     var seq = ++state.watchSeq;
+    state.held = [];
     state.socket.call("floor.watch", { queue: state.queue }).then(function (ack) {
       if (seq !== state.watchSeq) { return; }  // the lead chose another queue meanwhile
+      var held = state.held || [];
+      state.held = null;
       if (!ack.ok) { sayError(ack.error); return; }
       replaceBoard(ack.snapshot || {});
+      held.forEach(applyDiff);
     });
   }
 
