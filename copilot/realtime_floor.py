@@ -29,7 +29,7 @@ from copilot.settings import Settings
 
 NAMESPACE = "/floor"
 MIN_GAP_S = 1.0  # a conversation's row goes to the leads at most once a second
-TICK_S = 0.1  # how often the feed looks for rows due
+TICK_S = 0.25  # how often the feed looks for rows due: a few messages a second to each lead, not one per snippet
 SNAPSHOT_ROWS = 250  # rows in a floor.watch answer; the rest of a snapshot follows in floor.diff messages this size
 log = logging.getLogger("copilot.floor")
 
@@ -106,6 +106,7 @@ class FloorFeed:
         self.socketio: SocketIO | None = None
         self.shared = False
         self.watchers: Counter[str] = Counter()  # tenant -> leads watching on this worker
+        self.rooms: Counter[str] = Counter()  # room -> leads watching it on this worker
         self.watching: dict[str, tuple[str, str]] = {}  # lead's sid -> (tenant, room)
         self.task = None
         self.lock = threading.Lock()
@@ -119,22 +120,24 @@ class FloorFeed:
         with self.lock:
             before = self.watching.pop(sid, None)
             if before is not None:
-                self._forget(before[0])
+                self._forget(*before)
                 leave_room(before[1])
             join_room(room)
             self.watching[sid] = (tenant, room)
             self.watchers[tenant] += 1
+            self.rooms[room] += 1
 
     def unwatch(self, sid: str) -> None:
         with self.lock:
             before = self.watching.pop(sid, None)
             if before is not None:
-                self._forget(before[0])
+                self._forget(*before)
 
-    def _forget(self, tenant: str) -> None:
-        self.watchers[tenant] -= 1
-        if self.watchers[tenant] <= 0:
-            del self.watchers[tenant]
+    def _forget(self, tenant: str, room: str) -> None:
+        for counts, key in ((self.watchers, tenant), (self.rooms, room)):
+            counts[key] -= 1
+            if counts[key] <= 0:
+                del counts[key]
 
     def publish(self, change: BoardChange) -> None:
         """Take one event's board change (called on the event's own task, after its emits)."""
@@ -155,21 +158,29 @@ class FloorFeed:
         self.socketio.emit(event, payload, to=rooms if len(rooms) > 1 else rooms[0], namespace=NAMESPACE)
         self.metrics.floor.labels(event.removeprefix("floor.")).inc()
 
+    def watched(self, room: str) -> bool:
+        """Whether a floor.diff to `room` may reach anyone: a lead of this worker watches it, or another worker's
+        lead may (with a message queue, this worker cannot know)."""
+        return self.shared or room in self.rooms
+
     def flush(self) -> int:
-        """Send every row that is due, one floor.diff per room; the number of rows sent."""
+        """Send every row that is due, one floor.diff per room that may be watched; the number of rows sent."""
         sent, now = 0, time.time()
         for tenant, queues in self.batches.due().items():
-            every_row, every_removed = [], []
+            every_row, every_removed, diffs = [], [], 0
             for queue, (rows, removed) in queues.items():
                 every_row.extend(rows)
                 every_removed.extend(removed)
-                if queue:
+                if queue and self.watched(floor_room(tenant, queue)):
                     self.socketio.emit("floor.diff", {"rows": rows, "removed": removed, "at": now},
                                        to=floor_room(tenant, queue), namespace=NAMESPACE)
-            self.socketio.emit("floor.diff", {"rows": every_row, "removed": every_removed, "at": now},
-                               to=floor_room(tenant), namespace=NAMESPACE)
+                    diffs += 1
+            if self.watched(floor_room(tenant)):
+                self.socketio.emit("floor.diff", {"rows": every_row, "removed": every_removed, "at": now},
+                                   to=floor_room(tenant), namespace=NAMESPACE)
+                diffs += 1
             sent += len(every_row) + len(every_removed)
-            self.metrics.floor.labels("diff").inc(1 + sum(1 for queue in queues if queue))
+            self.metrics.floor.labels("diff").inc(diffs)
             self.metrics.floor.labels("row").inc(len(every_row))
         return sent
 

@@ -227,3 +227,42 @@ def test_a_just_started_conversations_row_does_not_hold_back_its_first_turn():
     batches.add(change_of(c, 0.15))
     clock.now = 0.2
     assert batches.due() == {}
+
+
+class Emits:
+    """What a FloorFeed sends, recorded in place of a Socket.IO server."""
+
+    def __init__(self):
+        self.sent = []
+
+    def emit(self, event, payload, to, namespace):
+        self.sent.append((event, to, [r["conversation_id"] for r in payload.get("rows", [])]))
+
+
+def feed_over(shared: bool, rooms: tuple[str, ...]):
+    from copilot.realtime_floor import FloorFeed
+
+    feed, emits = FloorFeed(), Emits()
+    feed.attach(emits, shared=shared)
+    feed.rooms.update(rooms)
+    feed.watchers["acme"] = len(rooms)
+    return feed, emits
+
+
+def test_a_worker_alone_sends_diffs_only_to_the_rooms_its_leads_watch():
+    from copilot.realtime_floor import floor_room
+
+    feed, emits = feed_over(False, (floor_room("acme", "billing"),))
+    feed.batches.add(change_of(conv("b"), 0.0))
+    sales = conv("s")
+    sales.queue = "sales"
+    feed.batches.add(change_of(sales, 0.0))
+    feed.flush()
+    assert emits.sent == [("floor.diff", "floor/acme/q/billing", ["b"])]
+
+
+def test_with_a_message_queue_every_room_gets_its_diff_because_another_worker_may_watch_it():
+    feed, emits = feed_over(True, ())
+    feed.batches.add(change_of(conv("b"), 0.0))
+    feed.flush()
+    assert sorted(to for _, to, _ in emits.sent) == ["floor/acme", "floor/acme/q/billing"]
