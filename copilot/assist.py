@@ -93,12 +93,13 @@ class CopilotService:
     def _event(self, conv: Conversation, kind: str, **fields: Any) -> dict[str, Any]:
         return event(conv, kind, **fields)
 
-    def _board(self, conv: Conversation, now: float, events: list[dict], rules: dict | None = None) -> BoardChange:
-        """What this change shows the floor; the alerts the tenant's rules now call for are raised (once each) and
-        logged in the same change."""
+    def _board(self, conv: Conversation, now: float, events: list[dict], rules: dict | None = None,
+               hand: bool = False) -> BoardChange:
+        """What this change shows the floor (with the page of a hand just raised); with `rules`, the alerts the
+        tenant's rules now call for are raised (once each) and logged in the same change."""
         alerts = floor.due_alerts(conv, rules, now) if rules is not None and conv.ended_at is None else []
         events.extend(self._event(conv, "floor.alert", rule=a["rule"], reason=a["reason"]) for a in alerts)
-        return floor.board_change(conv, now, alerts, words=self.transcript != "none")
+        return floor.board_change(conv, now, alerts, words=self.transcript != "none", hand=hand)
 
     def _text_for_log(self, conv: Conversation, speaker: str, text: str) -> dict[str, str]:
         """The text as the event log may keep it: redacted, or nothing without consent or with COPILOT_TRANSCRIPT=none.
@@ -164,7 +165,7 @@ class CopilotService:
             engine.join_experiment(conv, assigned[0], assigned[1].name, assigned[1].guidance)
         self.store.create(conv, [self._event(conv, "conversation.start", consent=conv.consent,
                                              experiment=conv.experiment)])
-        board = floor.board_change(conv, conv.started_at, [], words=self.transcript != "none")
+        board = self._board(conv, conv.started_at, [])
         if conv.experiment:
             self._quietly("exposure log", partial(self.library.log_exposure, who.tenant, conv.experiment[0],
                                                   conv.experiment[1], conv.id))
@@ -316,8 +317,8 @@ class CopilotService:
             if not engine.end(c, time.time()):
                 return (engine.summary(c), None), []
             result = engine.summary(c)
-            return (result, floor.board_change(c, c.ended_at, [], words=False)), [
-                self._event(c, "conversation.end", summary={k: v for k, v in result.items() if k != "timeline"})]
+            events = [self._event(c, "conversation.end", summary={k: v for k, v in result.items() if k != "timeline"})]
+            return (result, self._board(c, c.ended_at, events)), events
 
         result, board = self.store.update(who.tenant, data["conversation_id"], change)
         if result.get("experiment"):
@@ -339,7 +340,7 @@ class CopilotService:
             if not floor.raise_hand(c, now):
                 return (c.hand["raised_at"], None), []
             events = [self._event(c, "conversation.raise_hand")]
-            return (now, floor.board_change(c, now, [], words=self.transcript != "none", hand=True)), events
+            return (now, self._board(c, now, events, hand=True)), events
 
         raised_at, board = self.store.update(who.tenant, data["conversation_id"], change)
         return Reply({"ok": True, "raised_at": raised_at}, room(who.tenant, data["conversation_id"]), board=board)

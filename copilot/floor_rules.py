@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from copilot.errors import StoreUnavailable
-from copilot.floor import DEFAULT_RULES, check_rules
+from copilot.floor import check_rules
 from copilot.library.store import SqliteFile, redis_client
 from copilot.settings import Settings
 
@@ -72,7 +72,7 @@ class FloorRules:
             return cached[1]
         try:
             stored = self.store.get(tenant)
-            rules = check_rules(stored or {}, DEFAULT_RULES)
+            rules = check_rules(stored or {})
         except self.store_errors:
             rules = cached[1] if cached else check_rules({})
         with self.lock:
@@ -84,7 +84,7 @@ class FloorRules:
         when the store refuses)."""
         try:
             current = self.store.get(tenant)
-            rules = check_rules(change, check_rules(current or {}, DEFAULT_RULES))
+            rules = check_rules(change, check_rules(current or {}))
             self.store.put(tenant, rules)
         except self.store_errors as error:
             raise StoreUnavailable(f"the rules store cannot be written ({error}); nothing was changed") from None

@@ -76,6 +76,8 @@ class FloorService:
             with self.lock:
                 self.built = {k: v for k, v in self.built.items() if began - v[0] < 10.0}  # keep few, and fresh
                 self.built[key] = (began, snapshot)
+                # and the locks of boards no longer built or building: a lead may name any queue
+                self.building = {k: lock for k, lock in self.building.items() if k in self.built or lock.locked()}
             return snapshot
 
     @staticmethod

@@ -73,6 +73,12 @@ class Connections:
         self.turns: dict[str, threading.Lock] = {}  # sid -> held while one of its events is handled
         self.lock = threading.Lock()
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Connections:
+        """The limits the settings give each connection, agent and tenant (on /copilot, and again on /floor)."""
+        return cls(settings.rate_per_s, settings.rate_burst, settings.agent_rate_per_s, settings.agent_rate_burst,
+                   settings.tenant_rate_per_s, settings.tenant_rate_burst, settings.max_connections_per_agent)
+
     def add(self, sid: str, identity: Identity) -> None:
         """Count a new connection in, or raise TooManyConnections when its identity already has its share."""
         key = (identity.tenant, identity.agent)
@@ -508,8 +514,6 @@ def init_app(app: Flask, settings: Settings, service: CopilotService, tokens: To
                         ping_timeout=settings.ping_timeout_s, serializer=JsonPacket)
     install_transport(socketio.server.eio, MAX_MESSAGE_BYTES, event_loop=settings.async_mode == "gevent")
     guard_sessions(socketio, Lobby(settings.join_deadline_s, settings.max_pending_per_address))
-    connections = Connections(settings.rate_per_s, settings.rate_burst, settings.agent_rate_per_s,
-                              settings.agent_rate_burst, settings.tenant_rate_per_s, settings.tenant_rate_burst,
-                              settings.max_connections_per_agent)
+    connections = Connections.from_settings(settings)
     app.extensions["copilot.connections"] = register(socketio, service, tokens, metrics, connections, board)
     return socketio

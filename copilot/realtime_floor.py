@@ -297,9 +297,7 @@ def init_app(app: Flask, socketio: SocketIO, settings: Settings, service: FloorS
              metrics: Metrics, feed: FloorFeed) -> None:
     """The /floor handlers on the app's Socket.IO server, with their own connections' rate limits, and the feed
     sending through it (app.extensions["copilot.floor"] is the service)."""
-    connections = Connections(settings.rate_per_s, settings.rate_burst, settings.agent_rate_per_s,
-                              settings.agent_rate_burst, settings.tenant_rate_per_s, settings.tenant_rate_burst,
-                              settings.max_connections_per_agent)
+    connections = Connections.from_settings(settings)
     feed.attach(socketio, shared=bool(settings.redis_url))
     register(socketio, service, tokens, metrics, connections, feed)
     app.extensions["copilot.floor"] = service

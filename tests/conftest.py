@@ -1,6 +1,7 @@
 """Shared fixtures: the committed model, a real Redis server on a free port, and live servers on loopback."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -22,6 +23,42 @@ def own_server(workdir, secret: str, **env: str) -> ServerProcess:
     server = ServerProcess(settings, workdir)
     server.instance = workdir / "instance"
     return server
+
+
+class Deployment:
+    """The servers of one deployment, and a way to read its event log: the embedded default (one `python wsgi.py`)
+    or two workers sharing the session's Redis, the first `python wsgi.py` and the last as the Dockerfile runs it."""
+
+    def __init__(self, kind, servers, instance, redis_url=None):
+        self.kind, self.servers, self.instance, self.redis_url = kind, servers, instance, redis_url
+
+    @classmethod
+    def start(cls, request, env: dict, workdir) -> Deployment:
+        """The deployment `request.param` names ("embedded", or two workers on Redis) with the settings in env."""
+        redis_url = None
+        if request.param == "embedded":
+            servers = [ServerProcess(env, workdir)]
+        else:
+            import redis
+
+            redis_url = request.getfixturevalue("redis_server").url
+            with redis.Redis.from_url(redis_url) as client:  # the session's Redis: start from what a new one has
+                client.flushall()
+            servers = [ServerProcess({**env, "REDIS_URL": redis_url}, workdir),
+                       ServerProcess({**env, "REDIS_URL": redis_url}, workdir, gunicorn=True)]
+        return cls(request.param, servers, workdir / "instance", redis_url)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def events(self):
+        if self.redis_url:
+            import redis
+
+            client = redis.Redis.from_url(self.redis_url, decode_responses=True)
+            return [json.loads(f["event"]) for _, f in client.xrange("copilot:events")]
+        return [json.loads(line) for line in (self.instance / "events.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,7 @@ import requests
 import socketio
 
 from copilot.security import Tokens
-from tests.conftest import AgentClient, ServerProcess, own_server
-from tests.integration.test_realtime import Deployment
+from tests.conftest import AgentClient, Deployment, own_server
 
 SECRET = "floor-test-secret-0123456789abcdef012345"
 FLOOR = "/floor"
@@ -151,20 +150,9 @@ def deployment(request, tmp_path_factory):
     A), servers[-1] runs as the Dockerfile does (the agent's worker B)."""
     workdir = tmp_path_factory.mktemp("floor")
     env = server_env(workdir)
-    redis_url = None
-    if request.param == "embedded":
-        servers = [ServerProcess(env, workdir)]
-    else:
-        import redis
-
-        redis_url = request.getfixturevalue("redis_server").url
-        with redis.Redis.from_url(redis_url) as client:
-            client.flushall()
-        servers = [ServerProcess({**env, "REDIS_URL": redis_url}, workdir),
-                   ServerProcess({**env, "REDIS_URL": redis_url}, workdir, gunicorn=True)]
-    yield Deployment(request.param, servers, workdir / "instance", redis_url)
-    for server in servers:
-        server.stop()
+    deployment = Deployment.start(request, env, workdir)
+    yield deployment
+    deployment.stop()
 
 
 def rest(server, method, path, tenant, role="lead", agent="lee", **kw) -> requests.Response:

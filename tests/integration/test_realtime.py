@@ -7,28 +7,13 @@ import pytest
 import requests
 
 from copilot.security import Tokens
-from tests.conftest import AgentClient, ServerProcess
+from tests.conftest import AgentClient, Deployment
 
 SECRET = "realtime-test-secret-0123456789abcdef01"
 
 
 def token(tenant="acme", role="agent", agent="amy", **kw):
     return Tokens(SECRET).issue(tenant, role, agent, **kw)
-
-
-class Deployment:
-    """The servers of one deployment, and a way to read its event log."""
-
-    def __init__(self, kind, servers, instance, redis_url=None):
-        self.kind, self.servers, self.instance, self.redis_url = kind, servers, instance, redis_url
-
-    def events(self):
-        if self.redis_url:
-            import redis
-
-            client = redis.Redis.from_url(self.redis_url, decode_responses=True)
-            return [json.loads(f["event"]) for _, f in client.xrange("copilot:events")]
-        return [json.loads(line) for line in (self.instance / "events.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module", params=["embedded", "redis-2-workers"])
@@ -38,20 +23,9 @@ def deployment(request, tmp_path_factory):
     env = {"COPILOT_SECRET": SECRET, "COPILOT_INSTANCE_DIR": str(workdir / "instance"),
            "COPILOT_SUGGESTION_COOLDOWN_S": "0", "COPILOT_RATE_PER_S": "50", "COPILOT_RATE_BURST": "60",
            "COPILOT_LIBRARY_SYNC_MS": "100"}
-    redis_url = None
-    if request.param == "embedded":
-        servers = [ServerProcess(env, workdir)]
-    else:
-        redis_url = request.getfixturevalue("redis_server").url
-        import redis
-
-        with redis.Redis.from_url(redis_url) as client:  # the session's Redis: start from what a new deployment has
-            client.flushall()
-        servers = [ServerProcess({**env, "REDIS_URL": redis_url}, workdir),
-                   ServerProcess({**env, "REDIS_URL": redis_url}, workdir, gunicorn=True)]
-    yield Deployment(request.param, servers, workdir / "instance", redis_url)
-    for server in servers:
-        server.stop()
+    deployment = Deployment.start(request, env, workdir)
+    yield deployment
+    deployment.stop()
 
 
 @pytest.fixture
