@@ -13,14 +13,14 @@ from typing import Any
 
 from copilot.cues.taxonomy import EMOTION_CUES, NEGATIVE_CUES
 from copilot.errors import InvalidSnippet, NotFound
-from copilot.redact import mask_evidence
+from copilot.redact import mask_evidence, redact
+from copilot.scorecard import ACK_WINDOW_TURNS, ACKNOWLEDGING, first_raised, scorecard
 
 MODES = ("normal", "verification", "transactional")
 CHANNELS = ("voice", "chat", "email")
 SPEAKERS = ("customer", "agent")
 FEEDBACK = ("used", "dismissed", "helpful", "not_helpful")
 
-ACK_WINDOW_TURNS = 2  # agent turns a negative cue may wait for acknowledgment before a nudge
 TONE_WINDOW = 3  # customer turns in the recent-tone average
 TONE_SHIFT = 0.45  # drop of the latest tone below the recent average that counts as a shift
 STRONG_SCORE = 0.8  # a cue this sure breaks transactional quiet
@@ -34,6 +34,10 @@ MAX_TONE_SHIFTS = 10  # tone-shift alerts are keyed by turn: only the latest are
 MAX_SHOWN = 500  # phrasings remembered as shown (past it the oldest may come back, which is harmless)
 MAX_TRANSFERS = 20
 MAX_AGENTS = 20  # agents a conversation was transferred to, besides the one who started it
+MAX_ACKS = 200  # acknowledgments timed for the scorecard (past it the oldest go: only a marathon gets there)
+EVIDENCE_WORDS = 6  # words kept either side of a behaviour's words, for the scorecard
+MAX_BEHAVIOUR_EVIDENCE = 120  # characters
+WORD = re.compile(r"\S+")
 
 POSITIVE = {"gratitude": 1.0, "relief": 1.0, "joy": 0.8, "approval": 0.6, "admiration": 0.8, "optimism": 0.6,
             "love": 0.6, "caring": 0.4, "amusement": 0.4, "excitement": 0.6}
@@ -88,6 +92,9 @@ class Conversation:
     resolved: int = 0
     acknowledged: dict[str, int] = field(default_factory=dict)
     behaviours: dict[str, int] = field(default_factory=dict)
+    behaviour_evidence: dict[str, list] = field(default_factory=dict)  # behaviour -> [agent turn, words or None]
+    acks: list[list] = field(default_factory=list)  # [negative cue, agent_turns when it opened, turn acknowledged]
+    cue_episodes: dict[str, int] = field(default_factory=dict)  # negative cue -> episodes it opened
     shown: list[str] = field(default_factory=list)
     used: list[str] = field(default_factory=list)
     dismissed: list[str] = field(default_factory=list)
@@ -209,15 +216,32 @@ def line_for(cues: list[CueSeen], counts: dict[str, int]) -> str:
     return "; ".join(parts)
 
 
+BEHAVIOURS = {"acknowledging": ACKNOWLEDGE, "naming_emotion": NAME_EMOTION, "open_question": OPEN_QUESTION,
+              "offering_options": OFFER_OPTIONS, "closing_the_loop": CLOSE_LOOP}
+
+
 def agent_behaviours(text: str) -> list[str]:
     """Empathy behaviours in an agent's words: acknowledging, naming the emotion, open question, options, close."""
-    found = []
-    for name, regex in (("acknowledging", ACKNOWLEDGE), ("naming_emotion", NAME_EMOTION),
-                        ("open_question", OPEN_QUESTION), ("offering_options", OFFER_OPTIONS),
-                        ("closing_the_loop", CLOSE_LOOP)):
-        if regex.search(text):
-            found.append(name)
-    return found
+    return [name for name, regex in BEHAVIOURS.items() if regex.search(text)]
+
+
+def behaviour_words(redacted: str, name: str) -> str | None:
+    """The words that show a behaviour with a few either side, cut to 120 characters from the redacted turn (so a
+    number split by the cut was masked whole) and masked as cue evidence is."""
+    match = BEHAVIOURS[name].search(redacted)
+    if match is None:  # redaction took the words (never seen): keep no words rather than guess
+        return None
+    words = list(WORD.finditer(redacted))
+    before = [w for w in words if w.end() <= match.start()][-EVIDENCE_WORDS:]
+    after = [w for w in words if w.start() >= match.end()][:EVIDENCE_WORDS]
+    start, end = (before[0].start() if before else match.start()), (after[-1].end() if after else match.end())
+    while end - start > MAX_BEHAVIOUR_EVIDENCE and (before or after):  # drop context, the far side first
+        if before and (not after or match.start() - before[0].start() >= after[-1].end() - match.end()):
+            before.pop(0)
+        else:
+            after.pop()
+        start, end = (before[0].start() if before else match.start()), (after[-1].end() if after else match.end())
+    return mask_evidence(redacted[start:end][:MAX_BEHAVIOUR_EVIDENCE].strip())
 
 
 def _alert_once(conv: Conversation, out: Outcome, kind: str, key: str, message: str) -> None:
@@ -344,6 +368,7 @@ def _open_episodes(conv: Conversation, names: set[str], now: float) -> None:
             conv.pending[cue] = conv.agent_turns
             conv.pending_since[cue] = now
             conv.episodes += 1
+            conv.cue_episodes[cue] = conv.cue_episodes.get(cue, 0) + 1
 
 
 def _tone_alert(conv: Conversation, out: Outcome) -> None:
@@ -383,8 +408,9 @@ def _suggestion_due(conv: Conversation, cues: list[CueSeen], now: float, cooldow
     return stage, names
 
 
-def on_agent(conv: Conversation, snippet_id: str, text: str, final: bool, now: float) -> Outcome:
-    """Take one agent snippet: notice acknowledgment and other behaviours; nudge when an emotion waits too long."""
+def on_agent(conv: Conversation, snippet_id: str, text: str, final: bool, now: float, keep_words: bool = True) -> Outcome:
+    """Take one agent snippet: notice acknowledgment and other behaviours; nudge when an emotion waits too long.
+    The scorecard's evidence keeps the words only with consent and keep_words (false: COPILOT_TRANSCRIPT=none)."""
     out = _admit(conv, snippet_id, final)
     if out.duplicate or not final:
         return out
@@ -395,9 +421,12 @@ def on_agent(conv: Conversation, snippet_id: str, text: str, final: bool, now: f
     found = agent_behaviours(text)
     for name in found:
         conv.behaviours[name] = conv.behaviours.get(name, 0) + 1
+    _record_evidence(conv, found, text, keep_words)
     if {"acknowledging", "naming_emotion"} & set(found) and conv.pending:
         for cue in conv.pending:
             conv.acknowledged[cue] = conv.acknowledged.get(cue, 0) + 1
+        conv.acks = (conv.acks + [[cue, opened, conv.agent_turns] for cue, opened in sorted(conv.pending.items())]
+                     )[-MAX_ACKS:]
         conv.resolved += len(conv.pending)
         conv.pending.clear()
         conv.pending_since.clear()
@@ -407,6 +436,22 @@ def on_agent(conv: Conversation, snippet_id: str, text: str, final: bool, now: f
                         f"{cue.replace('_', ' ').capitalize()} not acknowledged yet: the customer mentioned it "
                         f"{conv.counts.get(cue, 1)} time(s).")
     return out
+
+
+def _record_evidence(conv: Conversation, found: list[str], text: str, keep_words: bool) -> None:
+    """Each behaviour's first turn and words; closing the loop's latest (the scorecard wants it at the end), and
+    acknowledging or naming the emotion first after a negative cue over any said before one was raised."""
+    raised = first_raised(conv)
+    redacted = None
+    for name in found:
+        kept = conv.behaviour_evidence.get(name)
+        stale = kept is not None and name in ACKNOWLEDGING and raised is not None and kept[0] <= raised
+        if kept is None or stale or name == "closing_the_loop":
+            words = None
+            if conv.consent and keep_words:
+                redacted = redact(text) if redacted is None else redacted
+                words = behaviour_words(redacted, name)
+            conv.behaviour_evidence[name] = [conv.agent_turns, words]
 
 
 def check_in_due(conv: Conversation, mode: str) -> bool:
@@ -543,4 +588,5 @@ def summary(conv: Conversation) -> dict[str, Any]:
                         "rated": dict(conv.rated)},
         "alerts": [a[0] for a in conv.alerts],
         "experiment": conv.experiment, "handoff_note": handoff_note(conv),
+        "episodes": dict(conv.cue_episodes), "scorecard": scorecard(conv),
     }

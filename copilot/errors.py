@@ -99,6 +99,14 @@ class LibraryDamaged(StoreUnavailable):
                          "is not loaded and edits are refused")
 
 
+class InvalidOutcome(InvalidPayload):
+    """An outcome record with a missing, unknown or out-of-range field; the message names the field."""
+
+
+class AnalyticsUnavailable(CopilotError):
+    """The analytics store cannot be opened or reached (the embedded DuckDB file is held by another process)."""
+
+
 class UnknownPhrasing(CopilotError):
     """No phrasing with that id in this tenant's library."""
 
@@ -163,6 +171,8 @@ CODES: dict[type[CopilotError], tuple[str, int]] = {
     TooManyConversations: ("too_many_conversations", 429),
     InvalidSnippet: ("conversation_ended", 409),
     StoreUnavailable: ("store_unavailable", 503),
+    InvalidOutcome: ("invalid_outcome", 400),
+    AnalyticsUnavailable: ("analytics_unavailable", 503),
     UnknownPhrasing: ("unknown_phrasing", 404),
     PhrasingExists: ("phrasing_exists", 409),
     InvalidPhrasingError: ("invalid_phrasing", 422),

@@ -6,13 +6,13 @@ never by agent preference, so the same inputs always give the same variant.
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from copilot.analytics.stats import wilson
 from copilot.errors import InvalidPayload
 
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # always fullmatch: `$` would let "id\n" through
@@ -126,17 +126,6 @@ def assign(experiment: Experiment, queue: str, at: datetime | None = None) -> st
     return next((variant for start, end, variant in experiment.schedule if start <= hour < end), None)
 
 
-def wilson(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval for a proportion (95% by default); (0, 0) with no trials."""
-    if trials == 0:
-        return 0.0, 0.0
-    p = successes / trials
-    denom = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denom
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def outcome_of(summary: Mapping[str, Any]) -> dict[str, int]:
     """What an experiment keeps of an ended conversation's summary: the counts that report() sums."""
     return {"shown": len(summary["suggestions"]["shown"]), "used": len(summary["suggestions"]["used"]),
@@ -176,31 +165,3 @@ def usage_table(rows: Sequence[Mapping[str, Any]], by: Sequence[str] = ("phrasin
     for entry in table.values():
         entry["acceptance_rate"] = round(entry["used"] / entry["shown"], 4) if entry["shown"] else None
     return sorted(table.values(), key=lambda e: tuple(str(e[k]) for k in by))
-
-
-def conversation_trends(events: Sequence[Mapping[str, Any]], tenant: str) -> dict[str, Any]:
-    """From the event log: cue mentions per day, and emotional resolution per day, for one tenant."""
-    cues: dict[str, dict[str, int]] = {}
-    resolution: dict[str, list[int]] = {}
-    for event in events:
-        if event.get("tenant") != tenant or "at" not in event:
-            continue
-        day = datetime.fromtimestamp(event["at"], UTC).strftime("%Y-%m-%d")
-        if event.get("type") == "transcript.snippet" and event.get("speaker") == "customer":
-            bucket = cues.setdefault(day, {})
-            for cue in event.get("cues", []):
-                bucket[cue] = bucket.get(cue, 0) + 1
-        elif event.get("type") == "conversation.end":
-            summary = event.get("summary", {})
-            totals = resolution.setdefault(day, [0, 0, 0])
-            totals[0] += 1
-            totals[1] += int(summary.get("negative_episodes", 0))
-            totals[2] += int(summary.get("resolved", 0))
-    days = sorted(set(cues) | set(resolution))
-    rows = []
-    for day in days:
-        conversations, negative, resolved = resolution.get(day, (0, 0, 0))
-        rows.append({"day": day, "conversations": conversations, "negative_episodes": negative, "resolved": resolved,
-                     "rate": round(resolved / negative, 4) if negative else None,
-                     "ci95": [round(x, 4) for x in wilson(resolved, negative)]})
-    return {"days": days, "cues": [{"day": d, "counts": cues.get(d, {})} for d in days], "resolution": rows}
