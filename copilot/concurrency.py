@@ -42,6 +42,18 @@ def gevent_patched() -> bool:
     return monkey.is_module_patched("socket")
 
 
+def native_lock() -> Any:
+    """A lock of the OS even where gevent has patched threading: for what native threads (the analytics loader,
+    a pool's threads) share among themselves, which a greenlet's lock must never be."""
+    if gevent_patched():
+        from gevent.monkey import get_original
+
+        return get_original("_thread", "allocate_lock")()
+    import _thread
+
+    return _thread.allocate_lock()
+
+
 class Outcome:
     """What a function returned or raised on a pool thread, handed back to the waiting greenlet. gevent's pool
     prints a traceback for every exception a task raises, even one the caller handles (store_unavailable)."""

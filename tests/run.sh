@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: makes .venv, installs what the tests need (Python packages, and
-# Debian's redis-server, chromium and nginx, which the tests start themselves on loopback), then runs ruff and
+# Debian's redis-server, chromium, nginx and postgresql, which the tests start themselves on loopback), then runs ruff and
 # pytest.
 # Usage: bash tests/run.sh [pytest arguments]
 set -euo pipefail
@@ -10,6 +10,7 @@ missing=""
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing="$missing postgresql"
 if [ -n "$missing" ]; then
   echo "tests/run.sh: installing Debian packages:$missing (apt-get, output in /tmp/copilot-apt.log)"
   sudo=""

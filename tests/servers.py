@@ -112,3 +112,83 @@ class RedisServer:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
+
+
+def new_database(url: str, name: str) -> str:
+    """A fresh, empty database `name` on the PostgreSQL server of `url` (dropped first if it exists); its URL."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        db.execute(f'CREATE DATABASE "{name}"')
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+class PostgresServer:
+    """A PostgreSQL server of our own (Debian's packages) on a free loopback port, its data and socket in a fresh
+    temporary folder; as root, initdb and postgres run as the `postgres` user, which may not enter root's tmp dirs."""
+
+    def __init__(self, workdir: Path, durable: bool = False) -> None:
+        import glob
+
+        self.durable = durable  # False: fsync and full-page writes off, for tests; the benchmark keeps them on
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
+        if not bins:
+            raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
+        self.bin, self.workdir, self.port = Path(bins[-1]).parent, workdir, free_port()
+        self.process: subprocess.Popen | None = None
+        self.root: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as_owner(self, command: list[str]) -> list[str]:
+        return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+    def start(self) -> None:
+        import tempfile
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.root = Path(tempfile.mkdtemp(prefix="copilot-pg-"))
+        data, sockets = self.root / "data", self.root / "run"
+        sockets.mkdir()
+        if os.geteuid() == 0:
+            import shutil
+
+            for path in (self.root, sockets):
+                shutil.chown(path, "postgres", "postgres")
+        log = (self.workdir / "postgres.log").open("w")
+        subprocess.run(self._as_owner([str(self.bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                                       "-E", "UTF8", "--no-sync"]), check=True, stdout=log, stderr=subprocess.STDOUT)
+        # a test server: durability off (fsync, full pages), the speed of a disposable database
+        fast = [] if self.durable else ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        self.process = subprocess.Popen(
+            self._as_owner([str(self.bin / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(sockets),
+                            "-c", "listen_addresses=127.0.0.1", *fast]),
+            stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"postgres exited: see {log.name}")
+            ready = subprocess.run([str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if ready.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("postgres did not start")
+
+    def stop(self) -> None:
+        import shutil
+
+        if self.process and self.process.poll() is None:
+            # runuser does not pass signals on: pg_ctl signals postgres itself ("fast": end sessions, then stop)
+            subprocess.run(self._as_owner([str(self.bin / "pg_ctl"), "stop", "-D", str(self.root / "data"),
+                                           "-m", "fast", "-w"]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        if self.root:
+            shutil.rmtree(self.root, ignore_errors=True)
