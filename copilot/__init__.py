@@ -28,6 +28,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from flask import Flask
 
     from copilot import realtime, realtime_floor, security
+    from copilot.analytics.api import analytics_api
+    from copilot.analytics.service import open_service
     from copilot.assist import CopilotService
     from copilot.concurrency import Pools, async_mode
     from copilot.conversation_store import open_conversations
@@ -44,7 +46,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from copilot.web import web
 
     settings = settings or Settings.from_env()
-    pools = Pools.for_mode(async_mode(settings), settings.model_workers)
+    mode = async_mode(settings)
+    pools = Pools.for_mode(mode, settings.model_workers)
     app = Flask(__name__, static_folder=None)
     app.config.update(COPILOT_SETTINGS=settings, MAX_CONTENT_LENGTH=settings.max_body_bytes)
     detector = load_detector(settings.model_dir, threads=settings.model_threads, graph=settings.model_graph,
@@ -58,12 +61,15 @@ def create_app(settings: Settings | None = None) -> Flask:
                              settings.cooldown_s, settings.transcript, rules.of)
     floor = FloorService(conversations, rules, settings.transcript, off_loop=pools.python)
     feed = realtime_floor.FloorFeed(metrics)
+    # the loader's thread and the queries' pool are native threads on gevent
+    analytics = open_service(settings, metrics, getattr(conversations, "log", None), gevent=mode == "gevent")
     app.extensions.update({"copilot.detector": detector, "copilot.library": library, "copilot.tokens": tokens,
-                           "copilot.assist": service, "copilot.metrics": metrics, "copilot.off_loop": pools.python})
+                           "copilot.assist": service, "copilot.metrics": metrics, "copilot.off_loop": pools.python,
+                           "copilot.analytics": analytics})
     socketio = realtime.init_app(app, settings, service, tokens, metrics, board=feed.publish)
     realtime_floor.init_app(app, socketio, settings, floor, tokens, metrics, feed)
     security.init_app(app, settings)  # after realtime: its middleware wraps Engine.IO's too
-    for blueprint in (api, library_api, floor_api, web):
+    for blueprint in (api, library_api, floor_api, analytics_api, web):
         app.register_blueprint(blueprint)
     return app
 

@@ -12,7 +12,6 @@ from typing import Any
 
 from copilot import conversation as engine
 from copilot import floor
-from copilot.concurrency import run_here
 from copilot.conversation import Conversation, CueSeen
 from copilot.conversation_store import ConversationStore
 from copilot.cues.detector import CueDetector
@@ -65,8 +64,9 @@ def room(tenant: str, conversation_id: str) -> str:
 
 def event(conv: Conversation, kind: str, **fields: Any) -> dict[str, Any]:
     """One event of the log about this conversation."""
+    where = {"customer_ref": conv.customer_ref} if conv.customer_ref else {}  # what erasure by customer finds
     return {"type": kind, "tenant": conv.tenant, "conversation_id": conv.id, "agent": conv.agent,
-            "channel": conv.channel, "queue": conv.queue, **fields}
+            "channel": conv.channel, "queue": conv.queue, **where, **fields}
 
 
 def no_rules_changed(tenant: str) -> dict[str, dict[str, Any]]:
@@ -232,7 +232,7 @@ class CopilotService:
 
         def change(conv: Conversation):
             self._open(who, conv)
-            out = engine.on_agent(conv, sid, text, final, now)
+            out = engine.on_agent(conv, sid, text, final, now, keep_words=self.transcript != "none")
             events = []
             if final and not out.duplicate:
                 events.append(self._event(conv, "transcript.snippet", snippet_id=sid, speaker="agent",
@@ -361,14 +361,6 @@ class CopilotService:
                       "shown": list(conv.shown), "on_screen": screen, "ended": conv.ended_at is not None,
                       "hand": conv.hand},
                      room(who.tenant, conv.id))
-
-    def conversation_trends(self, tenant: str, off_loop: Callable[..., Any] = run_here) -> dict[str, Any]:
-        """Cue mentions and emotional resolution per day, from the tenant's events: a long read and count, run
-        through off_loop. A store whose client lives on the event loop (Redis under gevent: its sockets belong to
-        the loop's hub) is read in place, and only the counting goes off the loop."""
-        if self.store.reads_on_loop:
-            return off_loop(exp.conversation_trends, self.store.events(tenant=tenant), tenant)
-        return off_loop(lambda: exp.conversation_trends(self.store.events(tenant=tenant), tenant))
 
     def ping(self) -> bool:
         """Whether the conversation store answers (for /readyz)."""

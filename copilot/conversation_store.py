@@ -16,6 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import wraps
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
@@ -211,8 +212,7 @@ class RedisConversationStore:
     reads_on_loop = True  # redis-py's sockets are gevent's under the event loop: a pool thread cannot use them
 
     def __init__(self, url: str, prefix: str = "copilot", stream: str = "copilot:events",
-                 max_live: int = Settings.max_live_conversations, event_max_entries: int = Settings.event_max_entries,
-                 event_max_age_days: float = Settings.event_max_age_days) -> None:
+                 max_live: int = Settings.max_live_conversations, event_max_entries: int = Settings.event_max_entries) -> None:
         import redis
 
         self.redis = redis.Redis.from_url(url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2,
@@ -221,7 +221,7 @@ class RedisConversationStore:
         self.unreachable = (redis.ConnectionError, redis.TimeoutError)
         self.WatchError = redis.WatchError
         self.prefix, self.stream, self.max_live = prefix, stream, max_live
-        self.event_max_entries, self.event_max_age_days = event_max_entries, event_max_age_days
+        self.event_max_entries = event_max_entries
 
     def key(self, tenant: str, conversation_id: str) -> str:
         return f"{self.prefix}:conv:{tenant}:{conversation_id}"
@@ -251,7 +251,7 @@ class RedisConversationStore:
                             pipe.zadd(index, {conv.id: now})
                             pipe.expire(index, STATE_TTL_S + INDEX_REFRESH_S)
                         pipe.set(key, self._encode(conv, now), ex=STATE_TTL_S)
-                        stream_append(pipe, self.stream, events, self.event_max_entries, self.event_max_age_days)
+                        stream_append(pipe, self.stream, events, self.event_max_entries)
                         pipe.execute()
                         return
                     except self.WatchError:
@@ -299,7 +299,7 @@ class RedisConversationStore:
                             pipe.zadd(index, {conversation_id: now})
                             pipe.expire(index, STATE_TTL_S + INDEX_REFRESH_S)
                         pipe.set(key, self._encode(conv, indexed_at), ex=STATE_TTL_S)
-                        stream_append(pipe, self.stream, events, self.event_max_entries, self.event_max_age_days)
+                        stream_append(pipe, self.stream, events, self.event_max_entries)
                         pipe.execute()
                         return result
                     except self.WatchError:
@@ -356,6 +356,185 @@ class RedisConversationStore:
                                 "retry later")
 
 
+def entry_key(entry_id: str) -> tuple[int, int]:
+    """A stream entry id in its order: milliseconds, then sequence."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def stream_errors(method: Callable[..., T]) -> Callable[..., T]:
+    """An EventStream method whose Redis errors come out as StoreUnavailable (retried by the loader)."""
+    @wraps(method)
+    def guarded(self: EventStream, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except self.errors as error:
+            raise StoreUnavailable(f"the event stream cannot be read or written ({error})") from None
+    return guarded
+
+
+class EventStream:
+    """The Redis event stream as the analytics loader reads it: one consumer group, entries acknowledged once the
+    store holds them, and the stream trimmed only behind what the group has acknowledged. One client per thread:
+    make it in the thread that uses it (under gevent its sockets belong to that thread's hub)."""
+
+    PAGE = 1000
+
+    def __init__(self, url: str, stream: str = "copilot:events", group: str = "copilot-analytics",
+                 keep_days: float = Settings.event_max_age_days) -> None:
+        import redis
+
+        self.redis = redis.Redis.from_url(url, decode_responses=True, socket_timeout=10, socket_connect_timeout=2)
+        self.errors = redis.RedisError
+        self.stream, self.group, self.keep_days = stream, group, keep_days
+
+    @stream_errors
+    def join(self) -> None:
+        """Create the consumer group (and the stream) unless it exists; a new group starts at the stream's start."""
+        try:
+            self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except self.errors as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    @stream_errors
+    def read(self, consumer: str, count: int, pending: bool = False) -> list[tuple[str, str | None]]:
+        """Up to `count` entries (id, event JSON) for this consumer: new ones, or with `pending` those delivered
+        to it and not yet acknowledged. An entry erased while pending comes back with no event."""
+        try:
+            answer = self.redis.xreadgroup(self.group, consumer, {self.stream: "0" if pending else ">"}, count=count)
+        except self.errors as error:
+            if "NOGROUP" not in str(error):
+                raise
+            self.join()  # the stream was deleted (and its group with it): start over on the new one
+            answer = self.redis.xreadgroup(self.group, consumer, {self.stream: "0" if pending else ">"}, count=count)
+        entries = answer[0][1] if answer else []
+        return [(entry_id, (fields or {}).get("event")) for entry_id, fields in entries]
+
+    @stream_errors
+    def claim(self, consumer: str, idle_ms: int, count: int) -> list[tuple[str, str | None]]:
+        """Take over entries another consumer was delivered and left unacknowledged for idle_ms (it died)."""
+        answer = self.redis.xautoclaim(self.stream, self.group, consumer, idle_ms, "0-0", count=count)
+        return [(entry_id, (fields or {}).get("event")) for entry_id, fields in answer[1] if entry_id]
+
+    @stream_errors
+    def claim_from(self, dead: str, consumer: str) -> int:
+        """Take over every pending entry of a consumer known to be dead, and forget it."""
+        taken = 0
+        while True:
+            pending = self.redis.xpending_range(self.stream, self.group, "-", "+", self.PAGE, consumername=dead)
+            if not pending:
+                break
+            self.redis.xclaim(self.stream, self.group, consumer, 0, [p["message_id"] for p in pending],
+                              justid=True)
+            taken += len(pending)
+        self.redis.xgroup_delconsumer(self.stream, self.group, dead)
+        return taken
+
+    @stream_errors
+    def consumers(self) -> list[dict[str, Any]]:
+        return self.redis.xinfo_consumers(self.stream, self.group)
+
+    @stream_errors
+    def ack(self, ids: list[str]) -> None:
+        if ids:
+            self.redis.xack(self.stream, self.group, *ids)
+
+    def _group(self) -> dict[str, Any] | None:
+        try:
+            groups = self.redis.xinfo_groups(self.stream)
+        except self.errors as error:
+            if "no such key" not in str(error):
+                raise
+            return None  # no stream (yet, or deleted)
+        return next((g for g in groups if g["name"] == self.group), None)
+
+    def behind(self, group: dict[str, Any] | None = None) -> str | None:
+        """The oldest id a group (this loader's by default) still needs: its oldest pending entry, else the first
+        not yet delivered; None without the group."""
+        group = self._group() if group is None else group
+        if group is None:
+            return None
+        if group["pending"]:
+            return self.redis.xpending(self.stream, group["name"])["min"]
+        ms, seq = entry_key(group["last-delivered-id"])
+        return f"{ms}-{seq + 1}"
+
+    @stream_errors
+    def trim_behind(self) -> int:
+        """Drop the entries that every loader's group has acknowledged (each analytics store has its group: one
+        DuckDB file per worker, or one PostgreSQL for all) and that are older than keep_days: the stream is
+        trimmed only behind the loaders, and keeps recent history besides."""
+        try:
+            groups = self.redis.xinfo_groups(self.stream)
+        except self.errors as error:
+            if "no such key" not in str(error):
+                raise
+            return 0
+        needed = [self.behind(g) for g in groups]
+        if not needed:
+            return 0
+        aged = f"{int((time.time() - self.keep_days * 86400) * 1000)}-0"
+        minid = min([*needed, aged], key=entry_key)
+        return int(self.redis.xtrim(self.stream, minid=minid, approximate=False))
+
+    @stream_errors
+    def backlog(self) -> tuple[int, float | None]:
+        """Entries the group has not acknowledged yet (pending and undelivered), and the time the oldest of them
+        was added (an entry's id starts with its milliseconds)."""
+        minid = self.behind()
+        if minid is None:
+            return 0, None
+        waiting = self.redis.xrange(self.stream, min=minid, max="+", count=1)
+        if not waiting:
+            return 0, None
+        group = self._group() or {}
+        lag = group.get("lag")  # unknown after some deletions: then the stream's length, trimmed behind us
+        undelivered = int(lag) if lag is not None else int(self.redis.xlen(self.stream))
+        return undelivered + int(group.get("pending", 0)), int(waiting[0][0].split("-")[0]) / 1000
+
+    @stream_errors
+    def lost(self) -> tuple[str, int | None] | None:
+        """When a trim went past what the group was delivered (the guard's MAXLEN or age, past a stopped loader):
+        the stream's first id now and how many entries went unread (None: unknown), each gap reported once."""
+        group = self._group()
+        if group is None or group["last-delivered-id"] == "0-0":  # a new group starts from what the stream holds
+            return None
+        delivered, info = entry_key(group["last-delivered-id"]), self.redis.xinfo_stream(self.stream)
+        first = info.get("recorded-first-entry-id") or "0-0"
+        if entry_key(first) <= delivered or entry_key(info.get("max-deleted-entry-id") or "0-0") > delivered:
+            return None  # nothing unread is gone, or an erasure deleted unread entries: no trim to count
+        read = group.get("entries-read")
+        if read is None:
+            return first, None
+        # every entry still here is unread (the first lies past the group), so the rest of the unread went
+        before = int(info["entries-added"]) - int(info["length"])
+        count = before - int(read)
+        if count <= 0:
+            return None
+        # counted once: the group now reckons those as read, so its lag (and the next look) is right again
+        self.redis.xgroup_setid(self.stream, self.group, group["last-delivered-id"], entries_read=before)
+        return first, count
+
+    @stream_errors
+    def erase(self, match: Callable[[dict[str, Any]], bool], needles: tuple[str, ...]) -> int:
+        """XDEL every entry whose event `match`es, scanning the stream in pages; `needles` must all be in an
+        entry's JSON before it is parsed."""
+        deleted, start = 0, "-"
+        while True:
+            page = self.redis.xrange(self.stream, min=start, max="+", count=self.PAGE)
+            ids = [entry_id for entry_id, fields in page
+                   if all(n in fields.get("event", "") for n in needles) and match(json.loads(fields["event"]))]
+            if ids:
+                deleted += int(self.redis.xdel(self.stream, *ids))
+            if len(page) < self.PAGE:
+                return deleted
+            start = f"({page[-1][0]}"
+
+    def close(self) -> None:
+        self.redis.close()
+
+
 def redis_policy(url_or_client: Any) -> dict[str, Any]:
     """What /readyz should say about a Redis that holds the library and live conversations: its eviction
     policy, memory limit and persistence, and warnings. Any policy but noeviction may drop them (volatile-* as
@@ -394,8 +573,7 @@ def open_conversations(settings: Settings, pools: Pools) -> ConversationStore:
         return MemoryConversationStore(FileEventLog(settings.event_log, offload=pools.log),
                                        keep_ended_s=settings.keep_ended_s, max_live=settings.max_live_conversations)
     conversations = RedisConversationStore(settings.redis_url, max_live=settings.max_live_conversations,
-                                           event_max_entries=settings.event_max_entries,
-                                           event_max_age_days=settings.event_max_age_days)
+                                           event_max_entries=settings.event_max_entries)
     if not conversations.ping():
         logging.getLogger("copilot").warning(
             "copilot: Redis at %s is unreachable; conversations and the library answer store_unavailable until it "

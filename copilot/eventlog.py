@@ -10,6 +10,7 @@ import json
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,19 +28,17 @@ def tenant_needle(tenant: str) -> str:
 
 
 def encode_event(event: dict[str, Any]) -> str:
-    """One event as a JSON line, stamped with the time it was logged."""
-    return json.dumps({"at": time.time(), **event}, ensure_ascii=False)
+    """One event as a JSON line, stamped with a unique id (what makes the analytics loader idempotent) and the
+    time it was logged."""
+    return json.dumps({"id": uuid.uuid4().hex, "at": time.time(), **event}, ensure_ascii=False)
 
 
-def stream_append(pipe: Any, stream: str, events: list[dict[str, Any]], max_entries: int,
-                  max_age_days: float) -> None:
-    """Queue the events on a Redis pipeline, the stream bounded by count and by age (each trim approximate, so
-    cheap). XADD takes one trim strategy, so the age goes in an XTRIM MINID of its own, once per append."""
-    if not events:
-        return
+def stream_append(pipe: Any, stream: str, events: list[dict[str, Any]], max_entries: int) -> None:
+    """Queue the events on a Redis pipeline. MAXLEN (approximate, so cheap) is only a guard for Redis's memory
+    should the analytics loader stop: the loader trims the stream behind itself (EventStream.trim_behind), and
+    counts what a guard's trim took before it was read."""
     for event in events:
         pipe.xadd(stream, {"event": encode_event(event)}, maxlen=max_entries, approximate=True)
-    pipe.xtrim(stream, minid=int((time.time() - max_age_days * 86400) * 1000), approximate=True)
 
 
 class EventLog(Protocol):
@@ -59,6 +58,7 @@ class FileEventLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lock = threading.Lock()
+        self.erasing = threading.Lock()
         self.offload = offload or run_here
         self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)  # no other user reads the log
         self.torn = self._ends_mid_line()  # a crash mid-write leaves a line without its newline
@@ -131,3 +131,78 @@ class FileEventLog:
     def close(self) -> None:
         os.close(self.fd)
 
+    def erase(self, match: Callable[[dict[str, Any]], bool], needles: tuple[str, ...],
+              swap: Callable[[Callable[[], None], list[tuple[int, int]]], None] | None = None,
+              scan: Callable[..., Any] = run_here, ordered: bool = False) -> int:
+        """Rewrite the log without the lines whose event `match`es (each line holding every one of `needles`
+        first, so others are never parsed; with `ordered` only the leading run of them, as retention cuts by
+        time, and the rest is copied unparsed); returns how many went. Most of the copy runs through `scan` while
+        appends go on; the lines appended meanwhile are copied under the lock, then the new file replaces the old.
+        `swap(replace, removed)` calls replace() (a reader of offsets, the analytics loader, shifts its own by
+        the removed (offset, length) spans around it)."""
+        spare = self.path.with_name(self.path.name + ".erasing")
+        with self.erasing:  # one erasure at a time: they share the spare file
+            os.close(os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640))
+            copied, removed, kept = scan(copy_without, self.path, spare, 0, match, needles, True, ordered)
+            if ordered and kept:
+                match = keep_all  # the run of old lines has ended: what is appended meanwhile is new
+            with self.lock:
+                self.offload(self._replace, spare, copied, removed, match, needles, swap)
+        return len(removed)
+
+    def _replace(self, spare: Path, copied: int, removed: list[tuple[int, int]],
+                 match: Callable[[dict[str, Any]], bool], needles: tuple[str, ...],
+                 swap: Callable[[Callable[[], None], list[tuple[int, int]]], None] | None) -> None:
+        removed.extend(copy_without(self.path, spare, copied, match, needles, False)[1])  # appended since the scan
+        if not removed:  # nothing to take out: the log stays as it is
+            spare.unlink()
+            return
+
+        def replace() -> None:
+            os.replace(spare, self.path)
+            old, self.fd = self.fd, os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            os.close(old)
+        (swap or (lambda replace, removed: replace()))(replace, removed)
+
+
+def copy_without(path: Path, spare: Path, start: int, match: Callable[[dict[str, Any]], bool],
+                 needles: tuple[str, ...], whole_lines: bool,
+                 ordered: bool = False) -> tuple[int, list[tuple[int, int]], bool]:
+    """Append to `spare` the lines of `path` from byte `start` on, less those whose event matches; synced. With
+    `whole_lines` a last line without its newline (an append under way) is left for later; with `ordered`
+    matching stops at the first line kept. Returns the offset copied up to, the (offset, length) of each line
+    left out, and whether a line was kept."""
+    marks = tuple(n.encode() for n in needles)
+    removed, offset, kept = [], start, False
+    with path.open("rb") as source, spare.open("ab") as out:
+        source.seek(start)
+        for line in source:
+            if whole_lines and not line.endswith(b"\n"):
+                break
+            if not (ordered and kept) and all(m in line for m in marks) and line.endswith(b"\n") \
+                    and matches(line, match):
+                removed.append((offset, len(line)))
+            else:
+                out.write(line)
+                kept = True
+            offset += len(line)
+        out.flush()
+        sync_data(out.fileno())
+    return offset, removed, kept
+
+
+def keep_all(event: dict[str, Any]) -> bool:
+    return False
+
+
+def matches(line: bytes, match: Callable[[dict[str, Any]], bool]) -> bool:
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(event, dict) and match(event)
+
+
+def shifted(position: int, removed: list[tuple[int, int]]) -> int:
+    """A byte offset of the log once the removed (offset, length) lines are gone."""
+    return position - sum(length for offset, length in removed if offset < position)

@@ -1,7 +1,7 @@
 """Prometheus metrics of one server process, served at /metrics."""
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
 
@@ -28,6 +28,18 @@ class Metrics:
                              "messages, rows in them, alerts and raised hands", ["kind"], registry=self.registry)
         self.resolution = Histogram("copilot_emotional_resolution_rate", "Emotional resolution rate per conversation",
                                     buckets=(0.0, 0.25, 0.5, 0.75, 1.0), registry=self.registry)
+
+        self.analytics_lag_events = Gauge("copilot_analytics_lag_events", "Logged events the analytics loader has "
+                                          "not loaded yet", registry=self.registry)
+        self.analytics_lag_seconds = Gauge("copilot_analytics_lag_seconds", "Age of the oldest logged event the "
+                                           "analytics loader has not loaded yet (0 when caught up)",
+                                           registry=self.registry)
+        self.analytics_loaded = Counter("copilot_analytics_loaded_total", "Events loaded into the analytics store",
+                                        registry=self.registry)
+        self.analytics_lost = Counter("copilot_analytics_events_lost_total", "Events trimmed from the Redis "
+                                      "stream before the analytics loader read them", registry=self.registry)
+        self.analytics_errors = Counter("copilot_analytics_load_errors_total", "Analytics loader batches that "
+                                        "failed (retried)", registry=self.registry)
 
     def render(self) -> bytes:
         """The text exposition format."""

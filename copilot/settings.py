@@ -61,7 +61,8 @@ class Settings:
     max_phrasings: int = setting("COPILOT_MAX_PHRASINGS", 10000, at_least=1)  # per tenant library
     max_experiment_bytes: int = setting("COPILOT_MAX_EXPERIMENT_BYTES", 65536, at_least=1)  # one experiment's JSON
     max_experiments: int = setting("COPILOT_MAX_EXPERIMENTS", 50, at_least=1)  # per tenant
-    # the Redis event stream keeps this much history, and at most this many entries
+    # the Redis event stream: the analytics loaders trim what they have all loaded and is older than this; at most
+    # this many entries (a guard for Redis's memory, should the loaders stop)
     event_max_age_days: int = setting("COPILOT_EVENT_MAX_AGE_DAYS", 30, at_least=1)
     event_max_entries: int = setting("COPILOT_EVENT_MAX_ENTRIES", 1_000_000, at_least=1)
     # trusted reverse proxies in front (X-Forwarded-For / -Proto hops to believe)
@@ -70,11 +71,21 @@ class Settings:
     max_connections_per_agent: int = setting("COPILOT_MAX_CONNECTIONS_PER_AGENT", 32, at_least=1)
     # gevent as served (wsgi.py patches the standard library first); threading for in-process tests and debugging
     async_mode: str = setting("COPILOT_ASYNC_MODE", "gevent", choices=("gevent", "threading"))
+    # the analytics store: empty for the embedded DuckDB file, or postgresql://... (several workers, one store)
+    analytics_url: str = setting("COPILOT_ANALYTICS_URL", "")
+    analytics_retention_days: int = setting("COPILOT_ANALYTICS_RETENTION_DAYS", 400, at_least=1)
+    analytics_load_ms: int = setting("COPILOT_ANALYTICS_LOAD_MS", 1000, at_least=10)  # the loader's pause when idle
+    report_min_n: int = setting("COPILOT_REPORT_MIN_N", 10, at_least=1)  # below it a report cell says "too few"
 
     @property
     def event_log(self) -> Path:
         """The embedded event log (used when redis_url is empty)."""
         return self.instance_dir / "events.jsonl"
+
+    @property
+    def analytics_db(self) -> Path:
+        """The embedded analytics store (used when analytics_url is empty)."""
+        return self.instance_dir / "analytics.duckdb"
 
     @property
     def library_db(self) -> Path:
@@ -113,6 +124,9 @@ class Settings:
                                  "that Redis must sign tokens with the same secret, or each makes its own and "
                                  "refuses the others' tokens. Make one with: "
                                  "python -c 'import secrets; print(secrets.token_urlsafe(48))'")
+        if self.analytics_url and not self.analytics_url.startswith(("postgresql://", "postgres://")):
+            raise InvalidSetting(f"{name('analytics_url')} must start with postgresql:// (or be empty for the "
+                                 "embedded DuckDB file)")
         if "*" in self.allowed_origins:
             raise InvalidSetting(f"{name('allowed_origins')} must list origins; '*' is refused")
         if self.secret and len(self.secret.encode()) < MIN_SECRET_BYTES:

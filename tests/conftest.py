@@ -1,16 +1,18 @@
 """Shared fixtures: the committed model, a real Redis server on a free port, and live servers on loopback."""
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
 
 import pytest
 
-from tests.servers import ROOT, RedisServer, ServerProcess, free_port  # noqa: F401 - tests import these from here too
+from tests.servers import ROOT, RedisServer, ServerProcess, free_port, new_database  # noqa: F401 - tests import these from here too
 
 TEST_SECRET = "test-secret-0123456789abcdef0123456789"  # at least 32 bytes, as the server requires
 
+DEPLOYMENTS = itertools.count(1)  # each Redis deployment's analytics database gets a name of its own
 GOEMOTIONS = ROOT.parent / "shared" / "data" / "goemotions"
 
 
@@ -44,8 +46,10 @@ class Deployment:
             redis_url = request.getfixturevalue("redis_server").url
             with redis.Redis.from_url(redis_url) as client:  # the session's Redis: start from what a new one has
                 client.flushall()
-            servers = [ServerProcess({**env, "REDIS_URL": redis_url}, workdir),
-                       ServerProcess({**env, "REDIS_URL": redis_url}, workdir, gunicorn=True)]
+            # two workers share one analytics store, as docker-compose.yml wires them: a database of their own
+            analytics = new_database(request.getfixturevalue("postgres_url"), f"deploy_{next(DEPLOYMENTS)}")
+            shared = {**env, "REDIS_URL": redis_url, "COPILOT_ANALYTICS_URL": analytics}
+            servers = [ServerProcess(shared, workdir), ServerProcess(shared, workdir, gunicorn=True)]
         return cls(request.param, servers, workdir / "instance", redis_url)
 
     def stop(self) -> None:
@@ -111,6 +115,7 @@ class LiveServer:
 
     def stop(self) -> None:
         self.server.shutdown()
+        self.app.extensions["copilot.analytics"].stop()  # its loader would outlive the test's Redis
 
 
 @pytest.fixture
@@ -192,3 +197,14 @@ def library_server(request, make_settings):
     live = LiveServer(create_app(make_settings(redis_url=redis_url)))
     yield live
     live.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A real PostgreSQL server of the test session's own (Debian's packages) on a free loopback port."""
+    from tests.servers import PostgresServer
+
+    server = PostgresServer(tmp_path_factory.mktemp("postgres"))
+    server.start()
+    yield server.url
+    server.stop()

@@ -30,6 +30,7 @@ def identity() -> Identity:
 @library_api.before_request
 def authenticate() -> None:
     g.identity = current_app.extensions["copilot.tokens"].verify(bearer(request.headers.get("Authorization")))
+    g.identity.require("agent")  # an integration token reads no library
 
 
 def json_body() -> dict:
@@ -187,12 +188,10 @@ def usage():
 
 @library_api.get("/analytics/conversations")
 def conversation_analytics():
-    """Cue mentions and emotional resolution per day, from the event log."""
+    """Cue mentions and emotional resolution per day, from the analytics store (queried off the loop)."""
     who = identity()
     who.require("lead")
-    service = current_app.extensions["copilot.assist"]
-    # reads and parses up to 100,000 events: off the loop, never holding up a snippet
-    trends = service.conversation_trends(who.tenant, current_app.extensions["copilot.off_loop"])
+    trends = current_app.extensions["copilot.analytics"].conversation_trends(who.tenant)
     return jsonify({"ok": True, **trends})
 
 

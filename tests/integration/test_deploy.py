@@ -249,10 +249,14 @@ def test_the_compose_file_wires_redis_two_workers_and_nginx_as_the_tests_do():
         assert env["REDIS_URL"] == "redis://redis:6379/0"
         assert env["COPILOT_SECRET"].startswith("${COPILOT_SECRET:?"), "compose must refuse to start without it"
         assert env["COPILOT_PROXY_HOPS"] == "1" and env["COPILOT_DEMO"] == "false"
+        assert env["COPILOT_ANALYTICS_URL"].startswith("postgresql://copilot:${COPILOT_PG_PASSWORD:?"), \
+            "two workers must share one analytics store, and compose must refuse to start without its password"
+        assert worker["depends_on"]["postgres"]["condition"] == "service_healthy"
         assert any(v.endswith(":/app/instance") for v in worker["volumes"]), name
         assert f"server {name}:8000" in (DEPLOY / "nginx.conf").read_text(), f"nginx.conf should balance over {name}"
     assert "./redis.conf:/usr/local/etc/redis/redis.conf:ro" in services["redis"]["volumes"]
     assert "ports" not in services["redis"], "Redis must not be published outside the compose network"
+    assert "ports" not in services["postgres"], "PostgreSQL must not be published outside the compose network"
     assert "./nginx.conf:/etc/nginx/conf.d/default.conf:ro" in services["nginx"]["volumes"]
     redis_conf = (DEPLOY / "redis.conf").read_text()
     for line in ("appendonly yes", "appendfsync everysec", "maxmemory-policy noeviction"):

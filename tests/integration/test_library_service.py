@@ -228,6 +228,9 @@ def test_a_stale_or_broken_experiment_gives_no_variant_and_never_raises(tmp_path
 
 def test_a_conversation_in_an_experiment_is_counted_through_the_library(tmp_path, detector, shipped, shipped_index):
     """The copilot service reaches usage, exposures and outcomes through the Library, never its stores."""
+    from copilot.analytics.loader import FileSource, Loader
+    from copilot.analytics.service import trends as analytics_trends
+    from copilot.analytics.store import DuckDBAnalytics
     from copilot.assist import CopilotService
     from copilot.conversation_store import MemoryConversationStore
     from copilot.eventlog import FileEventLog
@@ -253,5 +256,7 @@ def test_a_conversation_in_an_experiment_is_counted_through_the_library(tmp_path
     assert library.usage.exposure_count("acme", "guidance-ab") == 1
     assert library.usage.outcomes("acme", "guidance-ab")[0]["used"] == 1
     assert library.experiment_report("acme", "guidance-ab")["variants"][0]["conversations"] == 1
-    trends = service.conversation_trends("acme")
+    analytics = DuckDBAnalytics(tmp_path / "analytics.duckdb")  # the trends now come from the analytics store
+    Loader(analytics, FileSource(tmp_path / "events.jsonl")).run_once()
+    trends = analytics_trends(analytics.mentions_by_day("acme"), analytics.resolution("acme", by="day"))
     assert trends["resolution"][0]["conversations"] == 1 and trends["cues"][0]["counts"]
