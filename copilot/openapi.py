@@ -22,6 +22,7 @@ ERRORS = {
     "403": reply("The token's role may not do this", ref("Error")), "404": reply("Not found", ref("Error")),
     "409": reply("Conflicts with the tenant's limits or a running experiment", ref("Error")),
     "413": reply("Body too large", ref("Error")), "422": reply("Validation failed", ref("Error")),
+    "503": reply("The analytics store cannot be reached from this worker", ref("Error")),
 }
 
 
@@ -47,13 +48,92 @@ PHRASING_REPLY = {"type": "object", "properties": {"ok": {"type": "boolean"}, "p
                                                    "near_duplicates": {"type": "array", "items": ref("NearDuplicate")}}}
 
 
+DAY = {"type": "string", "format": "date"}
+RANGE = [query("from", DAY, "first day (UTC), inclusive"), query("to", DAY, "last day (UTC), inclusive"),
+         query("queue", {"type": "string", "maxLength": 128}, "one queue only")]
+CSV_FORMAT = query("format", {"type": "string", "enum": ["json", "csv"]}, "json (default) or csv")
+ROWS = {"type": "object", "properties": {"ok": {"type": "boolean"}, "rows": {"type": "array", "items": {"type": "object"}}}}
+
+
+def analytics_paths() -> dict:
+    """Outcomes in, reports and scorecards out, erasure and export (copilot/analytics/api.py)."""
+    from copilot.analytics.api import EXPORT_TABLES, METRICS, REPORTS, SCORECARD_BY, SPLITS
+
+    outcome = {"type": "object", "required": ["conversation_id"], "properties": {
+        "conversation_id": {"type": "string"}, "csat": {"type": "integer", "minimum": 1, "maximum": 5},
+        "nps": {"type": "integer", "minimum": 0, "maximum": 10},
+        **{item: {"type": "integer", "minimum": 1, "maximum": 7}
+           for item in ("felt_understood", "acknowledged_situation", "clear_next_steps")},
+        "survey_scale": {"type": "integer", "enum": [5, 7]}, "resolved": {"type": "boolean"},
+        "repeat_contact": {"type": "boolean"}, "repeat_within_days": {"type": "integer", "minimum": 1, "maximum": 365},
+        "responded_at": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]}}}
+    accepted = {"type": "object", "properties": {
+        "ok": {"type": "boolean"}, "accepted": {"type": "integer"},
+        "unknown_conversations": {"type": "object", "properties": {"count": {"type": "integer"}, "ids": {
+            "type": "array", "items": {"type": "string"}}}},
+        "rejected": {"type": "integer"}, "errors": {"type": "array", "items": {"type": "object"},
+                                                    "description": "the first 1,000 rows refused"}}}
+    outcomes_op = op("Outcomes by conversation id (integration, lead, admin): JSON, CSV, or a multipart 'file'; "
+                     "bad rows are reported and the rest land", reply("Accepted", accepted),
+                     errors=("400", "401", "403", "413", "503"))
+    outcomes_op["requestBody"] = {"required": True, "content": {
+        "application/json": {"schema": {"type": "object", "required": ["outcomes"], "properties": {
+            "outcomes": {"type": "array", "items": outcome}}}},
+        "text/csv": {"schema": {"type": "string"}},
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+            "file": {"type": "string", "format": "binary"}}}}}}
+    return {
+        "/api/v1/outcomes": {"post": outcomes_op},
+        "/api/v1/reports/{report}": {
+            "parameters": [{"name": "report", "in": "path", "required": True,
+                            "schema": {"type": "string", "enum": list(REPORTS)}}],
+            "get": op("A report's cells with n and 95% intervals, 'too few' below the minimum n (lead)",
+                      reply("Report", ROWS), params=[
+                          *RANGE, CSV_FORMAT,
+                          query("by", {"type": "string", "enum": ["day", "queue", "agent", "cue", "all"]},
+                                "resolution: day (default), queue, agent, cue; cqs: queue (default), day, agent, "
+                                "all; repeat_contacts: day (default), queue, agent, all"),
+                          query("metric", {"type": "string", "enum": list(METRICS)}, "outcomes, phrasings: the outcome"),
+                          query("split", {"type": "string", "enum": list(SPLITS)}, "outcomes: the groups"),
+                          query("cue", {"type": "string", "enum": list(CUES)},
+                                "outcomes, split=acknowledged: that cue's episodes only"),
+                          query("experiment", {"type": "string", "maxLength": 128}, "outcomes: split=variant of it"),
+                          query("within_days", {"type": "integer", "minimum": 1, "maximum": 365},
+                                "repeat_contacts: the window (default 7)")],
+                      errors=("400", "401", "403", "404", "503"))},
+        "/api/v1/scorecards": {"get": op(
+            "Empathy scorecards by agent, queue or day, or one row per conversation (lead)", reply("Scorecards", ROWS),
+            params=[*RANGE, CSV_FORMAT, query("by", {"type": "string", "enum": list(SCORECARD_BY)})],
+            errors=("400", "401", "403", "503"))},
+        "/api/v1/scorecards/{conversation_id}": {
+            "parameters": [{"name": "conversation_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "get": op("One conversation's scorecard: each item, its turn and evidence (lead)",
+                      reply("Scorecard", {"type": "object"}), params=[CSV_FORMAT],
+                      errors=("400", "401", "403", "404", "503"))},
+        "/api/v1/erasure": {"post": op(
+            "Erase a conversation or a customer_ref everywhere, audited (admin)", reply("Erased", {"type": "object"}),
+            body={"type": "object", "minProperties": 1, "maxProperties": 1, "properties": {
+                "conversation_id": {"type": "string"}, "customer_ref": {"type": "string"}}},
+            errors=("400", "401", "403", "503"))},
+        "/api/v1/erasures": {"get": op("The erasure audit (admin)", reply("Erasures", {"type": "object"}),
+                                       errors=("401", "403", "503"))},
+        "/api/v1/export": {"get": op(
+            "One table for a range of days as Parquet (admin)",
+            reply("Parquet file", {"type": "string", "format": "binary"}, "application/vnd.apache.parquet"),
+            params=[{**query("table", {"type": "string", "enum": list(EXPORT_TABLES)}), "required": True},
+                    {**query("from", DAY), "required": True}, {**query("to", DAY), "required": True}],
+            errors=("400", "401", "403", "503"))},
+    }
+
+
 def document() -> dict:
     """The whole OpenAPI 3.0 document."""
     string_list = {"type": "array", "items": {"type": "string"}}
     return {
         "openapi": "3.0.3",
         "info": {"title": "Empathy Copilot REST API", "version": "1.0.0",
-                 "description": "Cue analysis and the team leads' suggestion library. Authenticate with "
+                 "description": "Cue analysis, the team leads' suggestion library and live floor, and analytics "
+                                "(outcomes in; reports, scorecards, erasure and Parquet export out). Authenticate with "
                                 "`Authorization: Bearer <token>` from `python -m copilot token`."},
         "security": [{"bearer": []}],
         "paths": {
@@ -116,6 +196,7 @@ def document() -> dict:
             "/api/v1/analytics/conversations": {"get": op(
                 "Cue mentions and emotional resolution per day", reply("Trends", {"type": "object"}),
                 errors=("401", "403"))},
+            **analytics_paths(),
             "/api/v1/experiments": {
                 "get": op("List experiments", reply("Experiments", {"type": "object"})),
                 "post": op("Define an experiment", reply("Defined", {"type": "object"}), body=ref("Experiment"),

@@ -455,7 +455,9 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
     @socketio.on("connect", namespace=NAMESPACE)
     def connect(auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
-        connections.add(request.sid, tokens.verify(token))
+        identity = tokens.verify(token)
+        identity.require("agent")  # an integration token sends outcomes over REST, never a conversation
+        connections.add(request.sid, identity)
         joined(socketio, request.sid, True)
         metrics.connections.labels("accepted").inc()
 

@@ -84,9 +84,9 @@ def readyz():
 
 @api.post("/api/v1/cues")
 def analyse_text():
-    """Cues, spans and emotions for one text: {"text": "..."}; any role's token. The analysis runs off the
+    """Cues, spans and emotions for one text: {"text": "..."}; an agent's token or above. The analysis runs off the
     event loop, so a long text holds up no one's live snippets."""
-    current_app.extensions["copilot.tokens"].verify(bearer(request.headers.get("Authorization")))
+    current_app.extensions["copilot.tokens"].verify(bearer(request.headers.get("Authorization"))).require("agent")
     payload = request.get_json(silent=True)
     if not isinstance(payload, dict) or not isinstance(payload.get("text"), str):
         raise InvalidPayload("body must be a JSON object with a string field 'text'")

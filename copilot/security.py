@@ -1,8 +1,8 @@
 """Tokens, roles and tenants: who may do what, signed with the server's secret; rate limits; and the origin check
 and headers that guard every request.
 
-A token names a tenant, a role (agent, lead, admin) and an agent id, and expires. It is an itsdangerous
-signature over that JSON, so the server needs no session store to check it.
+A token names a tenant, a role (agent, lead, admin, or integration) and an agent id, and expires. It is an
+itsdangerous signature over that JSON, so the server needs no session store to check it.
 """
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ from copilot.settings import Settings
 if TYPE_CHECKING:
     from flask import Flask
 
-ROLES = ("agent", "lead", "admin")
-ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
+ROLES = ("agent", "lead", "admin", "integration")
+# integration (the systems that send outcomes) stands apart, below agent: it reaches only what names it
+ROLE_RANK = {"integration": -1, "agent": 0, "lead": 1, "admin": 2}
 # \Z, not $: `$` also matches before a trailing newline. Both are safe with match() and with fullmatch().
 TENANT_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,39}\Z")
 AGENT_PATTERN = re.compile(r"[A-Za-z0-9._@-]{1,64}\Z")
@@ -47,10 +48,15 @@ class Identity:
         """Whether the token this identity came from has run out."""
         return (time.time() if now is None else now) >= self.expires
 
-    def require(self, role: str) -> None:
-        """Raise Forbidden unless this identity has at least the given role."""
-        if ROLE_RANK[self.role] < ROLE_RANK[role]:
-            raise Forbidden(f"this needs the {role} role; the token has {self.role}")
+    def require(self, *roles: str) -> None:
+        """Raise Forbidden unless this identity has at least one of the given roles: agent, lead and admin rank
+        above one another; integration is met only by its own name."""
+        if any(self.role == role if "integration" in (role, self.role) else ROLE_RANK[self.role] >= ROLE_RANK[role]
+               for role in roles):
+            return
+        if self.role == "integration":
+            raise Forbidden("an integration token may only send outcomes (POST /api/v1/outcomes)")
+        raise Forbidden(f"this needs the {' or '.join(roles)} role; the token has {self.role}")
 
 
 def check_names(tenant: str, role: str, agent: str) -> None:

@@ -423,6 +423,10 @@ def test_console_insights_hide_the_library_and_draw_one_day_of_data_visibly(serv
     agent.say(cid, "s2", "Thank you, that's a relief")
     agent.call("conversation.end", {"conversation_id": cid})
     agent.close()
+    deadline = time.time() + 30  # the charts read the analytics store, which the loader fills within a second
+    while not requests.get(server.url + "/api/v1/analytics/conversations", headers=lead_headers("oneday"),
+                           timeout=10).json()["days"] and time.time() < deadline:
+        time.sleep(0.2)
     page.goto(server.url + "/console")
     page.fill("#token", Tokens(SECRET).issue("oneday", "lead", "lee"))
     page.click("#login button")

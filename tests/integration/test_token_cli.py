@@ -36,3 +36,9 @@ def test_without_a_secret_the_command_and_the_server_share_the_instance_secret(t
 def test_bad_names_are_refused(args):
     out = token_cli(*args, env={"COPILOT_SECRET": LONG_SECRET})
     assert out.returncode != 0 and out.stdout == ""
+
+
+def test_the_command_issues_an_integration_token_for_the_systems_that_send_outcomes():
+    out = token_cli("--tenant", "acme", "--role", "integration", env={"COPILOT_SECRET": LONG_SECRET})
+    identity = Tokens(LONG_SECRET).verify(out.stdout.strip())
+    assert (identity.tenant, identity.role, identity.agent) == ("acme", "integration", "integration")

@@ -292,3 +292,27 @@ def test_a_session_whose_send_queue_reaches_the_cap_is_closed_and_queues_no_more
         assert sock.queue.qsize() == queued
     finally:
         uninstall_send_queue_cap(eio)
+
+
+@pytest.mark.parametrize("role, needed, allowed", [
+    ("integration", ("integration", "lead"), True), ("lead", ("integration", "lead"), True),
+    ("admin", ("integration", "lead"), True), ("agent", ("integration", "lead"), False),
+    ("integration", ("agent",), False), ("integration", ("lead",), False), ("integration", ("admin",), False),
+    ("admin", ("integration",), False), ("lead", ("agent",), True), ("agent", ("lead",), False)])
+def test_an_integration_token_meets_only_a_requirement_that_names_it(role, needed, allowed):
+    who = Identity("acme", role, "crm")
+    if allowed:
+        who.require(*needed)
+    else:
+        with pytest.raises(Forbidden):
+            who.require(*needed)
+
+
+def test_an_integration_token_is_told_what_it_may_do():
+    with pytest.raises(Forbidden, match="only send outcomes"):
+        Identity("acme", "integration", "crm").require("agent")
+
+
+def test_integration_tokens_are_issued_and_verified():
+    identity = Tokens(SECRET).verify(Tokens(SECRET).issue("acme", "integration", "crm"))
+    assert (identity.tenant, identity.role) == ("acme", "integration")

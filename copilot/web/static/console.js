@@ -216,6 +216,46 @@
     box.appendChild(s);
   }
 
+  // A report cell's number: its rate or mean, or null when the group is below the minimum n ("too few").
+  function cellValue(cell) {
+    var v = cell.rate !== undefined ? cell.rate : cell.mean;
+    return typeof v === "number" ? v : null;
+  }
+
+  function round(v, places) { var k = Math.pow(10, places); return Math.round(v * k) / k; }
+
+  /* One bar per report cell, on a scale from 0 to `top`, with its 95% interval and its n; a cell below the
+     minimum n draws no bar and says "too few" instead of a number. rows: [{label, cell}]. */
+  function cellChart(target, rows, label, top) {
+    var box = $(target); box.textContent = "";
+    if (!rows.length) { box.textContent = "No data for these days yet."; return; }
+    var w = 800, bar = 18, h = rows.length * (bar + 6) + 10, left = 240, span = 340;
+    var s = svg(w, h); s.setAttribute("aria-label", label);
+    var x = function (v) { return left + Math.max(0, Math.min(1, v / top)) * span; };
+    rows.forEach(function (r, i) {
+      var y0 = 5 + i * (bar + 6), v = cellValue(r.cell), n = r.cell.n || 0;
+      var g = node(s, "g", { "data-n": n, "class": v === null ? "cell too-few" : "cell" });
+      node(g, "text", { x: 4, y: y0 + 13 }, r.label.length > 36 ? r.label.slice(0, 35) + "…" : r.label);
+      node(g, "rect", { x: left, y: y0, width: span, height: bar, fill: "currentColor", "fill-opacity": 0.06 });
+      if (v === null) {
+        node(g, "text", { x: left + 8, y: y0 + 13 }, "too few");
+      } else {
+        node(g, "rect", { x: left, y: y0, width: Math.max(3, x(v) - left), height: bar, fill: "#3f7fc4", "class": "value" });
+        if (r.cell.ci95) { node(g, "line", { x1: x(r.cell.ci95[0]), x2: x(r.cell.ci95[1]), y1: y0 + bar / 2, y2: y0 + bar / 2, stroke: "currentColor" }); }
+      }
+      node(g, "text", { x: left + span + 10, y: y0 + 13 },
+        (v === null ? "" : round(v, top > 1 ? 1 : 2) + " · ") + "n=" + n + (r.note ? " · " + r.note : ""));
+    });
+    box.appendChild(s);
+  }
+
+  // A difference test's result in words, or "too few to compare" when a group is below the minimum n.
+  function differenceLine(d) {
+    if (!d || typeof d.difference !== "number") { return "too few to compare"; }
+    return (d.difference > 0 ? "+" : "") + round(d.difference, 2) + " (95% interval " + round(d.ci95[0], 2) +
+      " to " + round(d.ci95[1], 2) + "), p = " + round(d.p_value, 3) + " (" + d.test + ")";
+  }
+
   // A chart that could not be read says so where it would have been drawn.
   function chartFailed(target) {
     return function (error) { $(target).textContent = "Could not load this chart: " + error.message; };
@@ -260,12 +300,47 @@
     }, chartFailed("experiments"));
   }
 
+  // The analytics store's reports, each cell with its n; a group below the minimum n says "too few".
+  function reportCharts() {
+    api("GET", "/api/v1/reports/resolution?by=day", undefined, function (r) {
+      cellChart("chart-resolution-days", r.rows.map(function (x) {
+        return { label: x.day, cell: { n: x.negative_episodes, rate: x.rate, ci95: x.ci95 } };
+      }), "Emotional resolution rate by day", 1);
+    }, chartFailed("chart-resolution-days"));
+    api("GET", "/api/v1/reports/outcomes?metric=csat&split=acknowledged", undefined, function (r) {
+      var words = { acknowledged: "acknowledged", not_acknowledged: "not acknowledged" };
+      cellChart("chart-csat-ack", r.rows.map(function (x) {
+        return { label: "CSAT when " + (words[x.group] || x.group), cell: x };
+      }), "CSAT when the customer's feeling was acknowledged, and when not", 5);
+      if (r.rows.length) {
+        var versus = r.rows.filter(function (x) { return x.versus; })[0];
+        $("chart-csat-ack").appendChild(make("p", { className: "difference",
+          text: "Acknowledged minus not acknowledged: " + differenceLine(versus && versus.versus) }));
+      }
+    }, chartFailed("chart-csat-ack"));
+    api("GET", "/api/v1/reports/cqs?by=queue", undefined, function (r) {
+      cellChart("chart-cqs", r.rows.map(function (x) { return { label: x.queue || "(no queue)", cell: x }; }),
+        "Connection Quality Score by queue", 100);
+    }, chartFailed("chart-cqs"));
+    api("GET", "/api/v1/reports/phrasings?metric=csat", undefined, function (r) {
+      var shown = r.rows.filter(function (x) { return x.shown; }).sort(function (a, b) { return b.shown - a.shown; });
+      cellChart("chart-lift", shown.slice(0, 20).map(function (x) {
+        var lift = typeof x.lift.difference === "number" ? (x.lift.difference > 0 ? "+" : "") + round(x.lift.difference, 2) : "too few";
+        return { label: x.phrasing_id, cell: x.acceptance, note: "CSAT lift " + lift };
+      }), "Acceptance and CSAT lift per phrasing", 1);
+    }, chartFailed("chart-lift"));
+    api("GET", "/api/v1/scorecards?by=agent", undefined, function (r) {
+      cellChart("chart-scorecards", r.rows.map(function (x) { return { label: x.agent, cell: x.score }; }),
+        "Empathy scorecard by agent", 100);
+    }, chartFailed("chart-scorecards"));
+  }
+
   function tab(name) {
     ["library", "insights"].forEach(function (n) {
       $(n).hidden = n !== name;
       $("tab-" + n).setAttribute("aria-selected", String(n === name));
     });
-    if (name === "insights") { insights(); }
+    if (name === "insights") { insights(); reportCharts(); }
   }
 
   page.legend.cues.forEach(function (c) { $("f-cue").appendChild(make("option", { value: c.name, text: c.label })); });
