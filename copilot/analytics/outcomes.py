@@ -176,11 +176,14 @@ def parse_csv(text: str) -> tuple[list[Outcome], list[dict[str, Any]]]:
     line = 1
     while True:
         line += 1
+        read_up_to = rows.line_num
         try:
             row = next(rows, None)
-        except csv.Error as e:  # a cell past the csv module's size limit: the rest cannot be trusted
-            errors.append(_error("line", line, f"the CSV cannot be read from here on: {e}"))
-            break
+        except csv.Error as e:  # a cell past the csv module's size limit: the reader goes on at the next line
+            errors.append(_error("line", line, f"the row cannot be read as CSV ({e})"))
+            if rows.line_num == read_up_to:  # nothing was consumed: going on would read the same again
+                break
+            continue
         if row is None:
             break
         if line > MAX_ROWS + 1:

@@ -22,7 +22,8 @@ from typing import Any
 
 from copilot.analytics.loader import FileSource, Loader, StreamSource, event_of
 from copilot.analytics.stats import wilson
-from copilot.concurrency import Outcome, run_here
+from copilot.analytics.store import sha256_of
+from copilot.concurrency import Outcome, QuickSwitches, run_here
 from copilot.errors import AnalyticsUnavailable, CopilotError
 from copilot.eventlog import shifted, tenant_needle
 from copilot.settings import Settings
@@ -100,11 +101,13 @@ class Analytics:
         self.stop_signal = self.native.stop_signal()
         self.done = self.native.allocate_lock()
         self.loader: Loader | None = None
+        self.erasures_client: Any = None  # the loader thread's Redis client for ERASURES
         self.run: Callable[..., Any] = run_here
         if gevent:
             from gevent.threadpool import ThreadPoolExecutor
 
-            self.run = partial(Outcome.of, ThreadPoolExecutor(workers))
+            # the GIL handed back to the loop every 0.5 ms while a query's Python part runs (building its cells)
+            self.run = QuickSwitches(partial(Outcome.of, ThreadPoolExecutor(workers)))
 
     # -- the store and the loader --------------------------------------------------------------------------------
 
@@ -182,6 +185,7 @@ class Analytics:
         return gone
 
     def _load_forever(self) -> None:
+        yield_to_serving()
         try:
             self.load_until_stopped()
         finally:
@@ -196,7 +200,7 @@ class Analytics:
             except AnalyticsUnavailable:
                 self.stop_signal.wait(REOPEN_S)
                 continue
-            self.loader.run(self.stop_signal, self.settings.analytics_load_ms / 1000, also=self.purge_when_due)
+            self.loader.run(self.stop_signal, self.settings.analytics_load_ms / 1000, also=self.between_batches)
 
     def _loader(self) -> Loader:
         return Loader(self._store(), self.source(), batch=self.batch, metrics=self.metrics, lock=self.lock)
@@ -220,6 +224,31 @@ class Analytics:
             if read == 0:
                 return total
 
+    def between_batches(self) -> None:
+        """What the loader's thread does between batches: other workers' erasures, and the hourly purge."""
+        self.apply_erasures()
+        self.purge_when_due()
+
+    def apply_erasures(self) -> int:
+        """With Redis, apply the erasures other workers announced on ERASURES (a DuckDB file per worker holds a copy
+        of its own; on a shared PostgreSQL, again, harmlessly) from this store's saved place; how many."""
+        if not self.settings.redis_url:
+            return 0
+        if self.erasures_client is None:  # made in the loader's thread, which alone uses it
+            import redis
+
+            self.erasures_client = redis.Redis.from_url(self.settings.redis_url, decode_responses=True,
+                                                        socket_timeout=10, socket_connect_timeout=2)
+        store, source = self._store(), f"erasures:{ERASURES}"
+        after = store.position(source) or "0-0"
+        applied = 0
+        for entry_id, fields in self.erasures_client.xrange(ERASURES, min=f"({after}", max="+", count=100):
+            with self.lock:
+                store.erase_hashed(fields["tenant"], fields["kind"], fields["sha256"])
+                store.load([], source, entry_id)
+            applied += 1
+        return applied
+
     def purge_when_due(self) -> None:
         """The retention purge, at most hourly (called by the loader between batches)."""
         now = time.time()
@@ -236,7 +265,17 @@ class Analytics:
     # -- what the REST handlers call -----------------------------------------------------------------------------
 
     def _query(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return self.run(lambda: fn(self._store(), *args))
+        """fn(store, *args) on the service's native threads; a store that has failed (PostgreSQL stopped or
+        unreachable, the DuckDB file unreadable) answers AnalyticsUnavailable, never a server error."""
+        from copilot.analytics.store import unreachable_errors
+
+        def query() -> Any:
+            yield_to_serving()
+            try:
+                return fn(self._store(), *args)
+            except unreachable_errors() as error:
+                raise unavailable(self.settings, error) from error
+        return self.run(query)
 
     def report(self, tenant: str, name: str, params: dict[str, Any]) -> Any:
         """One report (resolution, outcomes, cqs, phrasings, repeat_contacts) as cells, for the tenant."""
@@ -293,13 +332,15 @@ class Analytics:
         if (conversation_id is None) == (customer_ref is None):
             raise ValueError("erase one conversation_id or one customer_ref")
         key, value = ("conversation_id", conversation_id) if conversation_id else ("customer_ref", customer_ref)
-        self._query(lambda store: None)  # refuse before touching anything if the store cannot be opened
+        if not self._query(lambda store: store.ping()):  # refuse before touching anything if the store is down
+            raise unavailable(self.settings, RuntimeError("it does not answer"))
 
         def match(event: dict[str, Any]) -> bool:
             return event.get("tenant") == tenant and event.get(key) == value
         needles = (tenant_needle(tenant), json.dumps(value, ensure_ascii=False))
         if self.settings.redis_url:
-            counts = self.run(self._erase_stream, tenant, match, needles, conversation_id, customer_ref)
+            counts = self._query(lambda store: self._erase_stream(tenant, match, needles, conversation_id,
+                                                                  customer_ref))
         else:
             lines = self.event_log.erase(match, needles, swap=self._swap_file, scan=self.run) \
                 if self.event_log is not None else 0
@@ -319,6 +360,10 @@ class Analytics:
         events = EventStream(self.settings.redis_url)
         try:
             with self.lock:
+                # told first, so that every other worker's store applies it even if this one stops midway
+                kind, target = ("conversation_id", conversation_id) if conversation_id else ("customer_ref",
+                                                                                          customer_ref)
+                events.redis.xadd(ERASURES, {"tenant": tenant, "kind": kind, "sha256": sha256_of(target)})
                 entries = events.erase(match, needles)
                 counts = self._store().erase(tenant, conversation_id=conversation_id, customer_ref=customer_ref)
         finally:
@@ -351,6 +396,27 @@ def trends(mentions: list[dict[str, Any]], resolution: list[dict[str, Any]]) -> 
                      "resolved": resolved, "rate": round(resolved / negative, 4) if negative else None,
                      "ci95": [round(x, 4) for x in wilson(resolved, negative)]})
     return {"days": days, "cues": [{"day": d, "counts": cues.get(d, {})} for d in days], "resolution": rows}
+
+
+ERASURES = "copilot:erasures"  # each erasure as (tenant, kind, SHA-256 of its target), for every worker's store
+BACKGROUND_NICE = 10
+_lowered: set[int] = set()  # native threads already lowered (set.add is atomic under the GIL)
+
+
+def yield_to_serving() -> None:
+    """Lower this native thread's CPU priority (nice +10) once: the loader and the report queries share the
+    machine with the serving loop, and take only what it leaves (a lead's reports in a loop cost the agents'
+    highlights nothing much). Where the system refuses, the thread runs as it is."""
+    import threading
+
+    tid = threading.get_native_id()
+    if tid in _lowered:
+        return
+    _lowered.add(tid)
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, BACKGROUND_NICE)
+    except (AttributeError, OSError):
+        pass
 
 
 def loader_group(settings: Settings) -> str:

@@ -7,19 +7,23 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
+import math
 import os
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from copilot.concurrency import native_lock
 from copilot.errors import InvalidPayload
+
+log = logging.getLogger("copilot.analytics")
 
 Batch = list[dict[str, Any]]
 
@@ -52,12 +56,14 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "loader_positions": (("source", "TEXT"), ("position", "TEXT"), ("updated_at", "DOUBLE PRECISION")),
     "erasures": (("id", "TEXT"), ("tenant", "TEXT"), ("at", "DOUBLE PRECISION"), ("actor", "TEXT"),
                  ("kind", "TEXT"), ("target_sha256", "TEXT"), ("counts", "TEXT")),
+    # what was erased, as hashes: a batch that a loader read before the erasure is filtered by them at its load
+    "tombstones": (("tenant", "TEXT"), ("kind", "TEXT"), ("target_sha256", "TEXT"), ("at", "DOUBLE PRECISION")),
 }
 KEYS = {"events": ("id",), "conversations": ("tenant", "conversation_id"),
         "conversation_cues": ("tenant", "conversation_id", "cue"),
         "conversation_phrasings": ("tenant", "conversation_id", "phrasing_id"),
         "scorecards": ("tenant", "conversation_id"), "outcomes": ("tenant", "conversation_id"),
-        "loader_positions": ("source",), "erasures": ("id",)}
+        "loader_positions": ("source",), "erasures": ("id",), "tombstones": ("tenant", "kind", "target_sha256")}
 # PostgreSQL only: DuckDB answers the reports by scanning columns, and an index there only slows the loads
 INDEXES = {"events": (("tenant", "conversation_id"), ("day",)), "conversations": (("tenant", "day"),
            ("tenant", "customer_ref", "started_at")), "conversation_cues": (("tenant", "day"),),
@@ -72,16 +78,32 @@ SCORECARD_ITEMS = ("timely_acknowledgment", "naming_emotion", "open_question", "
 OUTCOME_FIELDS = [c for c, _ in TABLES["outcomes"][2:-1]]  # what an Outcome carries, besides its id
 SURVEY_ITEMS = ("felt_understood", "acknowledged_situation", "clear_next_steps")
 CHUNK = 1000  # ids in one IN (...) list
+MAX_OBJECT_BYTES = 64 << 20  # the largest row DuckDB's read_json takes
+MAX_EVENT_CHARS = MAX_OBJECT_BYTES // 8  # an event's body, with room for its columns and 4 bytes a character
+INTEGER_LIMIT = 1 << 31
+EPOCH = date(1970, 1, 1)
+FIRST_DAY_AT, END_OF_CALENDAR_AT = -62135596800.0, 253402300800.0  # 0001-01-01 and 10000-01-01, UTC
+
+
+class Unstorable(ValueError):
+    """A value no column of its type can hold (the message names the column, never the value)."""
 
 
 @functools.lru_cache(maxsize=4096)
 def _day(days: int) -> str:
-    return datetime.fromtimestamp(days * 86400, UTC).date().isoformat()
+    return (EPOCH + timedelta(days=days)).isoformat()
 
 
 def day_of(at: float) -> str:
-    """The UTC date of a unix time, as the tables' `day`."""
+    """The UTC date of a unix time, as the tables' `day`; Unstorable for a time outside years 1 to 9999."""
+    if not FIRST_DAY_AT <= at < END_OF_CALENDAR_AT:  # NaN fails this too
+        raise Unstorable("a time outside the calendar")
     return _day(int(at // 86400))
+
+
+def sha256_of(text: str) -> str:
+    """How an erased target is kept (the audit, the tombstones): its SHA-256, never itself."""
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
 
 
 def event_id(event: Mapping[str, Any]) -> str:
@@ -94,37 +116,63 @@ def event_id(event: Mapping[str, Any]) -> str:
 
 def rows_of(batch: Iterable[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """The rows a batch of events puts into each table (ids deduplicated; only conversation.end feeds the
-    report tables)."""
+    report tables). An event the store cannot take is left out with a log line, so it never blocks the batch."""
     rows: dict[str, list[dict[str, Any]]] = {t: [] for t in ("events", *REPORT_TABLES)}
     seen: set[str] = set()
     ended: set[tuple[str, str]] = set()
     for event in batch:
-        eid = event_id(event)
-        if eid in seen:
+        try:
+            eid = event_id(event)
+            if eid in seen:
+                continue
+            own = _event_rows(event, eid, ended)
+        except (ValueError, TypeError, AttributeError, OverflowError) as error:  # a foreign line's shape
+            # the reason only, never the value: a foreign line may hold anything, personal data included
+            log.warning("analytics loader: skipped event %r of tenant %r, which the store cannot take (%s: %s)",
+                        str(event.get("id"))[:64], str(event.get("tenant"))[:64], type(error).__name__,
+                        error if isinstance(error, Unstorable) else "a value of the wrong shape")
             continue
         seen.add(eid)
-        at = float(event.get("at") or 0.0)
-        tenant = str(event.get("tenant") or "")
-        rows["events"].append({
-            "id": eid, "tenant": tenant, "at": at, "day": day_of(at), "type": event.get("type"),
-            "conversation_id": event.get("conversation_id"), "agent": event.get("agent"),
-            "queue": event.get("queue"), "channel": event.get("channel"), "customer_ref": event.get("customer_ref"),
-            "body": json.dumps(event, ensure_ascii=False)})
-        summary = event.get("summary")
-        if event.get("type") != "conversation.end" or not isinstance(summary, Mapping):
-            continue
-        cid = str(event.get("conversation_id") or summary.get("conversation_id") or "")
-        if (tenant, cid) in ended:
-            continue
-        ended.add((tenant, cid))
-        _report_rows(rows, event, summary, tenant, cid, at)
+        for table, table_rows in own.items():
+            rows[table].extend(table_rows)
+    return rows
+
+
+def _event_rows(event: Mapping[str, Any], eid: str, ended: set[tuple[str, str]]) -> dict[str, list[dict[str, Any]]]:
+    body = json.dumps(event, ensure_ascii=False, allow_nan=False)
+    try:
+        body.encode()
+    except UnicodeEncodeError:  # valid JSON can spell a lone surrogate, which no UTF-8 store holds: "?" for it
+        body = body.encode(errors="replace").decode()
+        event = json.loads(body)
+        eid = event_id(event)
+    if len(body) > MAX_EVENT_CHARS:
+        raise Unstorable("body: longer than the store takes")
+    at = _double(event.get("at") or 0.0)
+    tenant = str(event.get("tenant") or "")
+    rows: dict[str, list[dict[str, Any]]] = {"events": [_fit("events", {
+        "id": eid, "tenant": tenant, "at": at, "day": day_of(at), "type": event.get("type"),
+        "conversation_id": event.get("conversation_id"), "agent": event.get("agent"),
+        "queue": event.get("queue"), "channel": event.get("channel"), "customer_ref": event.get("customer_ref"),
+        "body": body})]}
+    summary = event.get("summary")
+    if event.get("type") != "conversation.end" or not isinstance(summary, Mapping):
+        return rows
+    cid = str(event.get("conversation_id") or summary.get("conversation_id") or "")
+    if (tenant, cid) in ended:
+        return rows
+    report = {t: [] for t in REPORT_TABLES}
+    _report_rows(report, event, summary, tenant, cid, at)
+    for table, table_rows in report.items():
+        rows[table] = [_fit(table, row) for row in table_rows]
+    ended.add((tenant, cid))
     return rows
 
 
 def _report_rows(rows: dict[str, list[dict[str, Any]]], event: Mapping[str, Any], summary: Mapping[str, Any],
                  tenant: str, cid: str, at: float) -> None:
-    ended_at = summary.get("ended_at") or at
-    day, queue, agent = day_of(float(ended_at)), summary.get("queue") or event.get("queue"), event.get("agent")
+    ended_at = _double(summary.get("ended_at") or at)
+    day, queue, agent = day_of(ended_at), summary.get("queue") or event.get("queue"), event.get("agent")
     suggestions = summary.get("suggestions") or {}
     shown, used = suggestions.get("shown") or [], suggestions.get("used") or []
     dismissed, rated = suggestions.get("dismissed") or [], suggestions.get("rated") or {}
@@ -135,7 +183,7 @@ def _report_rows(rows: dict[str, list[dict[str, Any]]], event: Mapping[str, Any]
         "channel": summary.get("channel") or event.get("channel"), "customer_ref": event.get("customer_ref"),
         "started_at": summary.get("started_at"), "ended_at": ended_at, "day": day,
         "customer_turns": summary.get("customer_turns"), "agent_turns": summary.get("agent_turns"),
-        "negative_episodes": int(summary.get("negative_episodes") or 0), "resolved": int(summary.get("resolved") or 0),
+        "negative_episodes": summary.get("negative_episodes") or 0, "resolved": summary.get("resolved") or 0,
         "max_triage": summary.get("max_triage_level"), "shown": len(set(shown)), "used": len(set(used)),
         "experiment": experiment[0], "variant": experiment[1]})
     counts, episodes = summary.get("counts") or {}, summary.get("episodes") or {}
@@ -143,8 +191,8 @@ def _report_rows(rows: dict[str, list[dict[str, Any]]], event: Mapping[str, Any]
     for cue in sorted(set(counts) | set(episodes) | set(acknowledged)):
         rows["conversation_cues"].append({
             "tenant": tenant, "conversation_id": cid, "cue": cue, "day": day, "queue": queue, "agent": agent,
-            "mentions": int(counts.get(cue, 0)), "episodes": int(episodes.get(cue, 0)),
-            "acknowledged": int(acknowledged.get(cue, 0))})
+            "mentions": counts.get(cue, 0), "episodes": episodes.get(cue, 0),
+            "acknowledged": acknowledged.get(cue, 0)})
     for pid in sorted(set(shown) | set(used) | set(dismissed) | set(rated)):
         rows["conversation_phrasings"].append({
             "tenant": tenant, "conversation_id": cid, "phrasing_id": pid, "day": day, "queue": queue,
@@ -156,6 +204,51 @@ def _report_rows(rows: dict[str, list[dict[str, Any]]], event: Mapping[str, Any]
             "tenant": tenant, "conversation_id": cid, "day": day, "agent": agent, "queue": queue,
             "score": card.get("score"), **{item: met.get(item) for item in SCORECARD_ITEMS},
             "items": json.dumps(card.get("items") or [], ensure_ascii=False)})
+
+
+# ---- a row's values as its columns' types: what both engines take, or Unstorable ----
+def _text(value: Any) -> str | None:
+    if value is None or (type(value) is str and "\x00" not in value):  # PostgreSQL's text holds no NUL
+        return value
+    if type(value) in (int, float):  # as either engine would cast it
+        return str(value)
+    raise Unstorable("text expected")
+
+
+def _double(value: Any) -> float | None:
+    if value is None:
+        return None
+    if type(value) in (float, int, bool) and math.isfinite(value):
+        return float(value)
+    raise Unstorable("a finite number expected")
+
+
+def _integer(value: Any) -> int | None:
+    if value is None:
+        return None
+    if type(value) in (float, int, bool) and math.isfinite(value) and value == int(value) \
+            and -INTEGER_LIMIT <= value < INTEGER_LIMIT:
+        return int(value)
+    raise Unstorable("a 32-bit integer expected")
+
+
+def _boolean(value: Any) -> bool | None:
+    if value is None or type(value) is bool:
+        return value
+    raise Unstorable("true, false or null expected")
+
+
+FITS = {"TEXT": _text, "DOUBLE PRECISION": _double, "INTEGER": _integer, "BOOLEAN": _boolean, "DATE": _text}
+
+
+def _fit(table: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    fitted = {}
+    for column, kind in TABLES[table]:
+        try:
+            fitted[column] = FITS[kind](row[column])
+        except Unstorable as error:
+            raise Unstorable(f"{table}.{column}: {error}") from None
+    return fitted
 
 
 def as_day(value: date | str | None) -> date | None:
@@ -199,6 +292,7 @@ class AnalyticsStore:
     """What the loader, the reports and the service call; a subclass supplies the connection and the dialect."""
 
     dialect = "portable"
+    unkeyed: tuple[str, ...] = ()  # tables kept without their primary key, deduplicated on insert instead
 
     # ---- dialect hooks (each subclass) ----
     @contextlib.contextmanager
@@ -217,6 +311,10 @@ class AnalyticsStore:
         """Rows the last INSERT/DELETE on cur touched."""
         raise NotImplementedError
 
+    def _serialize_writes(self, cur: Any) -> None:
+        """Hold loads and erasures of every process on this store apart until the transaction ends (DuckDB: one
+        process, whose writes take turns already)."""
+
     def _div(self, a: str, b: str) -> str:
         """Integer division, the same in both engines (DuckDB's `/` on integers gives a fraction, PG's does not)."""
         return f"CAST(floor(CAST({a} AS DOUBLE PRECISION) / {b}) AS BIGINT)"
@@ -232,7 +330,8 @@ class AnalyticsStore:
         with self._cursor(transaction=True) as cur:
             for table, columns in TABLES.items():
                 cols = ", ".join(f'"{name}" {kind}' for name, kind in columns)
-                cur.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY ({', '.join(KEYS[table])}))")
+                key = "" if table in self.unkeyed else f", PRIMARY KEY ({', '.join(KEYS[table])})"
+                cur.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols}{key})")
             for table, keys in INDEXES.items() if indexes else ():
                 for key in keys:
                     cur.execute(f"CREATE INDEX IF NOT EXISTS {table}_{'_'.join(key)} ON {table} ({', '.join(key)})")
@@ -256,12 +355,24 @@ class AnalyticsStore:
 
     def _insert_from(self, cur: Any, table: str, stage: str, update: bool = False) -> int:
         cols = _columns(table)
+        if table == "events" and table in self.unkeyed:
+            # an event's id fixes its day, so a repeat is looked for among its days' rows only (the zone maps
+            # skip the rest): a batch costs tens of ms in a 10-million-event store, not half a second of a key check
+            cur.execute(f"CREATE TEMP TABLE staged_events AS SELECT {cols} FROM {stage}")
+            cur.execute(f"INSERT INTO events ({cols}) SELECT {cols} FROM staged_events s WHERE NOT EXISTS (SELECT 1 "
+                        "FROM events e WHERE e.day IN (SELECT DISTINCT day FROM staged_events) AND e.id = s.id)")
+            inserted = self._count(cur)
+            cur.execute("DROP TABLE staged_events")
+            return inserted
         action = "DO NOTHING"
         if update:
             rest = [c for c, _ in TABLES[table] if c not in KEYS[table]]
             action = "DO UPDATE SET " + ", ".join(f'"{c}" = excluded."{c}"' for c in rest)
-        cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} "
-                    f"ON CONFLICT ({', '.join(KEYS[table])}) {action}")
+        # in key order, so that two transactions writing the same keys take their row locks in the same order
+        # (PostgreSQL: two uploads of one survey export at once would otherwise deadlock)
+        keys = ", ".join(KEYS[table])
+        cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} ORDER BY {keys} "
+                    f"ON CONFLICT ({keys}) {action}")
         return self._count(cur)
 
     def ping(self) -> bool:
@@ -274,8 +385,9 @@ class AnalyticsStore:
     def load(self, batch: Batch, source: str, position: str) -> int:
         """One transaction: the batch's new events, the report rows of its ended conversations, and the source's
         position. Returns the events newly inserted (a repeated event is skipped by id)."""
-        rows = rows_of(batch)
         with self._cursor(transaction=True) as cur:
+            self._serialize_writes(cur)
+            rows = rows_of(self._without_erased(cur, batch))
             inserted = self._insert_staged(cur, "events", rows["events"])
             for table in REPORT_TABLES:
                 self._insert_staged(cur, table, rows[table])
@@ -283,6 +395,23 @@ class AnalyticsStore:
                                "ON CONFLICT (source) DO UPDATE SET position = excluded.position, "
                                "updated_at = excluded.updated_at", (source, position, time.time()))
         return inserted
+
+    def _without_erased(self, cur: Any, batch: Batch) -> Batch:
+        """The batch less the events of conversations or customers erased since it was read (another worker's
+        loader may hold such a batch while the erasure runs)."""
+        tenants = sorted({str(e.get("tenant")) for e in batch})
+        if not tenants:
+            return batch
+        self._execute(cur, f"SELECT tenant, kind, target_sha256 FROM tombstones WHERE tenant IN "
+                           f"({', '.join('?' * len(tenants))})", tenants)
+        erased = {tuple(row) for row in cur.fetchall()}
+        if not erased:
+            return batch
+
+        def gone(event: Mapping[str, Any]) -> bool:
+            return any((event.get("tenant"), kind, sha256_of(event.get(kind))) in erased
+                       for kind in ("conversation_id", "customer_ref") if isinstance(event.get(kind), str))
+        return [e for e in batch if not gone(e)]
 
     def position(self, source: str) -> str | None:
         """Where the loader stopped reading this source (None before its first batch)."""
@@ -295,7 +424,7 @@ class AnalyticsStore:
         now = time.time() if now is None else now
         latest = {o.conversation_id: o for o in outcomes}  # the last of a conversation's rows in one upload wins
         rows = [{"tenant": tenant, "conversation_id": cid, **{f: getattr(o, f, None) for f in OUTCOME_FIELDS},
-                 "received_at": now} for cid, o in latest.items()]
+                 "received_at": now} for cid, o in sorted(latest.items())]
         if not rows:
             return {"accepted": 0, "unknown": []}
         with self._cursor(transaction=True) as cur:
@@ -451,7 +580,13 @@ class AnalyticsStore:
         if (conversation_id is None) == (customer_ref is None):
             raise ValueError("erase takes one of conversation_id or customer_ref")
         counts = dict.fromkeys(CONVERSATION_TABLES, 0)
+        kind, target = ("conversation_id", conversation_id) if conversation_id is not None else \
+            ("customer_ref", customer_ref)
         with self._cursor(transaction=True) as cur:
+            self._serialize_writes(cur)
+            self._execute(cur, "INSERT INTO tombstones (tenant, kind, target_sha256, \"at\") VALUES (?, ?, ?, ?) "
+                               "ON CONFLICT (tenant, kind, target_sha256) DO NOTHING",
+                          (tenant, kind, sha256_of(target), time.time()))
             if conversation_id is not None:
                 ids = [conversation_id]
             else:
@@ -470,11 +605,36 @@ class AnalyticsStore:
                     counts[table] += self._count(cur)
         return counts
 
+    def erase_hashed(self, tenant: str, kind: str, target_sha256: str) -> dict[str, int]:
+        """Erase by the target's SHA-256: another worker's erasure, told through Redis to a worker whose DuckDB
+        file holds its own copy. The tombstone goes first, so later batches are filtered too."""
+        if kind not in ("conversation_id", "customer_ref"):
+            raise ValueError("kind is conversation_id or customer_ref")
+        with self._cursor(transaction=True) as cur:
+            self._serialize_writes(cur)
+            self._execute(cur, "INSERT INTO tombstones (tenant, kind, target_sha256, \"at\") VALUES (?, ?, ?, ?) "
+                               "ON CONFLICT (tenant, kind, target_sha256) DO NOTHING",
+                          (tenant, kind, target_sha256, time.time()))
+            self._execute(cur, f"SELECT DISTINCT {kind} FROM events WHERE tenant = ? AND {kind} IS NOT NULL "
+                               f"AND {self._sha256(kind)} = ? UNION SELECT DISTINCT {kind} FROM conversations WHERE "
+                               f"tenant = ? AND {kind} IS NOT NULL AND {self._sha256(kind)} = ?",
+                          (tenant, target_sha256, tenant, target_sha256))
+            targets = sorted({r[0] for r in cur.fetchall()})
+        counts = dict.fromkeys(CONVERSATION_TABLES, 0)
+        for target in targets:
+            for table, n in self.erase(tenant, **{kind: target}).items():
+                counts[table] += n
+        return counts
+
+    def _sha256(self, column: str) -> str:
+        """SQL for the hex SHA-256 of a text column's UTF-8 (DuckDB's sha256; PostgreSQL's below)."""
+        return f"sha256({column})"
+
     def record_erasure(self, tenant: str, actor: str, kind: str, target: str, counts: Mapping[str, int],
                        at: float | None = None) -> dict[str, Any]:
         """Audit one erasure: who, when, what kind, the target only as its SHA-256, and the rows deleted."""
         row = {"id": uuid.uuid4().hex, "tenant": tenant, "at": time.time() if at is None else at, "actor": actor,
-               "kind": kind, "target_sha256": hashlib.sha256(target.encode()).hexdigest(),
+               "kind": kind, "target_sha256": sha256_of(target),
                "counts": json.dumps(dict(counts), sort_keys=True)}
         with self._cursor(transaction=True) as cur:
             self._execute(cur, f"INSERT INTO erasures ({_columns('erasures')}) VALUES ({', '.join('?' * len(row))})",
@@ -626,19 +786,34 @@ class _Synthetic:
                 f"({cols['started_at']} + k * 30) AS at_, {who} FROM ({numbered}) s) e")
 
 
+def unreachable_errors() -> tuple[type[BaseException], ...]:
+    """The errors that mean the store itself failed (gone, unreachable, its file unreadable), not the question:
+    the service answers them analytics_unavailable."""
+    import duckdb
+
+    errors: list[type[BaseException]] = [duckdb.IOException, duckdb.ConnectionException]
+    try:
+        import psycopg
+    except ImportError:  # an embedded-only install
+        return tuple(errors)
+    return (*errors, psycopg.OperationalError, psycopg.InterfaceError)
+
+
 class DuckDBAnalytics(AnalyticsStore):
     """The embedded store: one DuckDB file, one connection, a cursor of its own per call (DuckDB's way to be
     used from several threads). A second process cannot open the file."""
 
     dialect = "duckdb"
+    unkeyed = ("events",)  # DuckDB's key check on 10 million ids costs 0.5 s a batch, whatever its size
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, threads: int = 1) -> None:
         import duckdb
 
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(str(path))
+        # one thread of DuckDB's own per query: a report takes one core at most, never both of a small machine
+        self.con = duckdb.connect(str(path), config={"threads": threads})
         self._lock = native_lock()  # taken by the service's native threads only
         self._writing = native_lock()  # one write transaction at a time: two uploads of one row never conflict
         self._scratch = threading.local()  # the staging files of this thread's open cursor
@@ -729,12 +904,18 @@ class PostgresAnalytics(AnalyticsStore):
         self._lock = native_lock()
         self._create_schema(indexes=True)
 
+    def _serialize_writes(self, cur: Any) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(16016)")  # the analytics store's writes, every worker's
+
+    def _sha256(self, column: str) -> str:
+        return f"encode(sha256(convert_to({column}, 'UTF8')), 'hex')"
+
     def _connection(self) -> Any:
         import psycopg
 
         con = getattr(self._local, "con", None)
         if con is None or con.closed or con.broken:
-            con = psycopg.connect(self.url, autocommit=True)
+            con = psycopg.connect(self.url, autocommit=True, connect_timeout=5)  # an unreachable host: 503 soon
             self._local.con = con
             with self._lock:
                 self._all.append(con)
@@ -831,7 +1012,7 @@ def _read_json(path: str, table: str) -> str:
     columns = ", ".join(f"'{c}': '{'JSON' if (table, c) in RAW_JSON else DUCKDB_TYPES.get(t, t)}'"
                         for c, t in TABLES[table])
     return (f"read_json('{_quote(path)}', columns = {{{columns}}}, format = 'newline_delimited', "
-            "maximum_object_size = 67108864)")
+            f"maximum_object_size = {MAX_OBJECT_BYTES})")
 
 
 def _quote(text: str) -> str:

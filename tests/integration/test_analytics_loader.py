@@ -92,6 +92,19 @@ def test_the_stream_is_trimmed_only_behind_what_the_store_committed(tmp_path, cl
     assert counted(store) == (10, 10) and client.xlen(STREAM) == 0
 
 
+def test_a_foreign_stream_entry_the_store_cannot_take_is_skipped_and_the_loader_goes_on(tmp_path, client, redis_url):
+    foreign = [{"tenant": "acme", "type": "note", "id": "far-future", "at": 1e300},
+               {"tenant": "acme", "type": "note", "id": "surrogate", "note": "\ud800"}]
+    append_stream(client, [snippet("c-1", 0)])
+    for event in foreign:  # as another writer might add them: valid JSON the server never logs
+        client.xadd(STREAM, {"event": json.dumps(event)})
+    append_stream(client, [snippet("c-1", 1)])
+    store = DuckDBAnalytics(tmp_path / "analytics.duckdb")
+    loader = Loader(store, StreamSource(EventStream(redis_url, keep_days=0), consumer="worker-1"), batch=10)
+    assert loader.run_once() == 3 and client.xlen(STREAM) == 0  # the far-future one left out, the batch committed
+    assert json.loads(store._rows("SELECT body FROM events WHERE id = 'surrogate'")[0]["body"])["note"] == "?"
+
+
 def test_the_stream_keeps_recent_history_and_waits_for_the_slowest_store_s_loader(tmp_path, client, redis_url):
     append_stream(client, [snippet("c-1", n) for n in range(10)])
     one = Loader(DuckDBAnalytics(tmp_path / "one.duckdb"), StreamSource(EventStream(redis_url, group="one")), batch=10)

@@ -1,6 +1,7 @@
 """The analytics store on both engines: the embedded DuckDB file and a real PostgreSQL server of the session's own."""
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from datetime import UTC, date, datetime
@@ -87,11 +88,42 @@ def test_an_event_repeated_within_a_batch_is_stored_once(store):
 
 
 def test_a_batch_that_fails_midway_leaves_no_rows_and_no_position(store):
-    broken = ended("c2", customer_turns="many")  # an integer column given text: the conversations insert fails
-    with pytest.raises(Exception):  # noqa: B017 - each engine raises its own conversion error
-        store.load([snippet("c2"), broken], "s", "99")
+    with store._cursor(transaction=True) as cur:  # the events insert succeeds, the conversations insert fails
+        cur.execute("ALTER TABLE conversations RENAME TO conversations_away")
+    with pytest.raises(Exception):  # noqa: B017 - each engine raises its own missing-table error
+        store.load([snippet("c2"), ended("c2")], "s", "99")
+    with store._cursor(transaction=True) as cur:
+        cur.execute("ALTER TABLE conversations_away RENAME TO conversations")
     assert count(store, "events") == 0
     assert store.position("s") is None
+
+
+FOREIGN = {  # what a hand-written or foreign line may hold that neither engine's column takes
+    "time past the calendar": {"at": 1e300}, "time not a number": {"at": float("nan")},
+    "NaN in the body": {"note": float("inf")}, "NUL in a text column": {"queue": "billing\x00"},
+    "object as text": {"agent": {"name": "ana"}}, "text as a count": {"summary": {"customer_turns": "many"}},
+    "count past 32 bits": {"summary": {"agent_turns": 1 << 40}}, "ended past the calendar": {"summary": {"ended_at": 1e300}},
+    "list as a phrasing id": {"summary": {"suggestions": {"shown": [["p1"]]}}},
+    "text as a score": {"summary": {"scorecard": {"score": "high", "items": []}}},
+    "text as an item met": {"summary": {"scorecard": {"score": 1.0, "items": [{"item": "open_question", "met": "y"}]}}},
+}
+
+
+@pytest.mark.parametrize("change", FOREIGN.values(), ids=FOREIGN.keys())
+def test_an_event_the_store_cannot_take_is_left_out_and_the_rest_of_its_batch_loads(store, change, caplog):
+    bad = ended("c9")
+    bad.update({k: v for k, v in change.items() if k != "summary"})
+    bad["summary"].update(change.get("summary", {}))
+    assert store.load([snippet("c1"), bad, ended("c1")], "s", "77") == 2
+    assert (count(store, "events"), count(store, "conversations"), store.position("s")) == (2, 1, "77")
+    assert [r.message for r in caplog.records if bad["id"] in r.message] != []
+
+
+def test_a_lone_surrogate_in_an_event_is_replaced_and_the_event_kept(store):
+    event = {**snippet("c1", customer_ref="ref-\ud800"), "text": "broken \udfff pair"}
+    assert store.load([event], "s", "1") == 1
+    row = store._rows("SELECT customer_ref, body FROM events")[0]
+    assert row["customer_ref"] == "ref-?" and json.loads(row["body"])["text"] == "broken ? pair"
 
 
 def test_an_ended_conversation_fills_the_four_report_tables(store):
@@ -207,6 +239,27 @@ def test_erasing_a_customer_ref_removes_its_conversations_from_every_table(store
     assert count(store, "events") == 2
     assert store.erase("acme", conversation_id="c2")["events"] == 2
     assert count(store, "outcomes") == 0
+
+
+def test_a_batch_read_before_an_erasure_and_loaded_after_it_brings_nothing_back(store):
+    held = [snippet("c1", customer_ref="r1"), ended("c1", customer_ref="r1"), snippet("c3", customer_ref="r3"),
+            ended("c2")]  # what another worker's loader read before the erasures
+    store.erase("acme", customer_ref="r1")
+    store.erase("acme", conversation_id="c2")
+    assert store.load(held, "s", "1") == 1  # c3's snippet only
+    assert store._rows("SELECT conversation_id FROM events") == [{"conversation_id": "c3"}]
+    assert count(store, "conversations") == 0 and "r1" not in str(store._rows("SELECT * FROM tombstones"))
+    assert store.load([snippet("c1", tenant="other")], "s", "2") == 1, "another tenant's c1 is not erased"
+
+
+def test_an_erasure_told_by_its_hash_erases_the_same_rows_on_another_store(store):
+    from copilot.analytics.store import sha256_of
+
+    store.load([snippet("c1", customer_ref="r1"), ended("c1", customer_ref="r1"), snippet("c2")], "s", "1")
+    counts = store.erase_hashed("acme", "customer_ref", sha256_of("r1"))
+    assert counts["events"] == 2 and counts["conversations"] == 1
+    assert store._rows("SELECT conversation_id FROM events") == [{"conversation_id": "c2"}]
+    assert store.load([snippet("c1", customer_ref="r1")], "s", "2") == 0  # and it stays erased
 
 
 def test_an_erasure_is_audited_with_its_target_only_as_a_hash(store):

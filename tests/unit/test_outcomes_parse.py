@@ -115,12 +115,16 @@ def test_a_later_row_for_the_same_conversation_replaces_the_earlier():
     assert outcomes == [Outcome("c-1", csat=5), Outcome("c-2", csat=3)] and errors == []
 
 
-def test_an_unreadable_csv_row_ends_the_read_with_an_error_at_its_line():
-    huge = "x" * 200_000  # past the csv module's field size limit
-    outcomes, errors = parse_csv(f"conversation_id,csat\nc-1,4\nc-2,{huge}\nc-3,5\n")
-    assert [o.conversation_id for o in outcomes] == ["c-1"]
+@pytest.mark.parametrize("huge", [
+    "x" * 200_000,  # past the csv module's field size limit
+    '"' + "x" * 200_000 + '"',  # quoted
+    '"' + "x" * 100_000 + "\n" + "x" * 100_000 + '"',  # quoted, over two lines, past the limit on the second
+], ids=["plain", "quoted", "quoted-over-two-lines"])
+def test_a_row_with_a_cell_past_the_csv_field_limit_is_rejected_at_its_line_and_the_rows_after_it_read(huge):
+    outcomes, errors = parse_csv(f"conversation_id,csat\nc-1,4\nc-2,{huge}\nc-3,5\nc-4,2\n")
+    assert [o.conversation_id for o in outcomes] == ["c-1", "c-3", "c-4"]
     assert errors == [{"line": 3, "code": "invalid_outcome",
-                       "message": "the CSV cannot be read from here on: field larger than field limit (131072)"}]
+                       "message": "the row cannot be read as CSV (field larger than field limit (131072))"}]
 
 
 def test_a_csv_past_the_row_limit_reads_the_limit_and_says_so_once():
