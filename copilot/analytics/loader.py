@@ -229,13 +229,13 @@ class Loader:
             position = self.store.position(self.source.name)
             events, after = self.source.read(position, self.batch)
             loaded = 0
-            if events or after != (position or after):
+            moved = bool(events) or after != position  # a batch of only torn or foreign entries moves on too
+            if moved:
                 loaded = self.store.load(dedupe(events), self.source.name, after)
                 self.source.committed()
                 if self.metrics is not None:
                     self.metrics.analytics_loaded.inc(loaded)
             self._gauge(after)
-            moved = bool(events) or after != (position or after)  # a batch of torn lines moves on too
             return max(len(events), int(moved)), loaded
 
     def _gauge(self, position: str) -> None:

@@ -24,7 +24,7 @@ from copilot.analytics.loader import FileSource, Loader, StreamSource, event_of
 from copilot.analytics.stats import wilson
 from copilot.analytics.store import sha256_of
 from copilot.concurrency import Outcome, QuickSwitches, run_here
-from copilot.errors import AnalyticsUnavailable, CopilotError
+from copilot.errors import AnalyticsUnavailable, CopilotError, StoreUnavailable
 from copilot.eventlog import shifted, tenant_needle
 from copilot.settings import Settings
 
@@ -242,7 +242,13 @@ class Analytics:
         store, source = self._store(), f"erasures:{ERASURES}"
         after = store.position(source) or "0-0"
         applied = 0
-        for entry_id, fields in self.erasures_client.xrange(ERASURES, min=f"({after}", max="+", count=100):
+        import redis
+
+        try:
+            told = self.erasures_client.xrange(ERASURES, min=f"({after}", max="+", count=100)
+        except redis.RedisError as error:  # an outage: the loader logs one line and retries, no traceback
+            raise StoreUnavailable(f"the erasures stream cannot be read ({error})") from error
+        for entry_id, fields in told:
             with self.lock:
                 store.erase_hashed(fields["tenant"], fields["kind"], fields["sha256"])
                 store.load([], source, entry_id)

@@ -243,16 +243,26 @@ def test_a_full_redis_answers_store_unavailable_keeps_the_connection_and_recover
         data.close()
 
 
-def test_the_event_stream_is_bounded_by_age_as_well_as_by_count(redis_url):
+def test_the_event_stream_is_trimmed_by_age_only_behind_the_analytics_loader(redis_url, tmp_path):
+    from copilot.analytics.loader import Loader, StreamSource
+    from copilot.analytics.store import DuckDBAnalytics
+    from copilot.conversation_store import EventStream
+
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     old_ms = int((time.time() - 40 * 86400) * 1000)  # older than the 30 days kept by default
     for n in range(300):
-        client.xadd("copilot:events", {"event": json.dumps({"type": "old", "n": n})}, id=f"{old_ms + n}-0")
+        client.xadd("copilot:events", {"event": json.dumps({"id": f"{n:032x}", "type": "old", "n": n})},
+                    id=f"{old_ms + n}-0")
     store = RedisConversationStore(redis_url)
     store.create(conversation("c1", "acme"), [{"type": "conversation.start", "conversation_id": "c1"}])
     kept = [json.loads(fields["event"])["type"] for _, fields in client.xrange("copilot:events")]
-    assert kept[-1] == "conversation.start"
-    assert kept.count("old") < 100, "whole stream nodes older than the age limit are trimmed"
+    assert kept.count("old") == 300 and kept[-1] == "conversation.start", "an append trims nothing unread"
+    loader = Loader(DuckDBAnalytics(tmp_path / "analytics.duckdb"),
+                    StreamSource(EventStream(redis_url, group="analytics")), batch=1000)
+    loader.run_once()
+    kept = [json.loads(fields["event"])["type"] for _, fields in client.xrange("copilot:events")]
+    assert kept == ["conversation.start"], "once loaded, what is past the age limit goes; recent history stays"
+    client.close()
 
 
 def test_readyz_warns_of_an_eviction_policy_that_could_drop_the_library(own_redis, tmp_path):
