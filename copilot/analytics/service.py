@@ -23,7 +23,7 @@ from typing import Any
 from copilot.analytics.loader import FileSource, Loader, StreamSource, event_of
 from copilot.analytics.stats import wilson
 from copilot.analytics.store import sha256_of
-from copilot.concurrency import Outcome, QuickSwitches, run_here
+from copilot.concurrency import Outcome, QuickSwitches, native_lock, run_here
 from copilot.errors import AnalyticsUnavailable, CopilotError, StoreUnavailable
 from copilot.eventlog import shifted, tenant_needle
 from copilot.settings import Settings
@@ -39,14 +39,15 @@ class Native:
     what it shares with the pool threads."""
 
     def __init__(self, gevent: bool) -> None:
+        self.allocate_lock = native_lock
         if gevent:
             from gevent.monkey import get_original
 
-            self.start_thread, self.allocate_lock = get_original("_thread", ["start_new_thread", "allocate_lock"])
+            self.start_thread = get_original("_thread", "start_new_thread")
         else:
             import _thread
 
-            self.start_thread, self.allocate_lock = _thread.start_new_thread, _thread.allocate_lock
+            self.start_thread = _thread.start_new_thread
 
     def stop_signal(self) -> Stop:
         return Stop(self.allocate_lock())
@@ -345,8 +346,7 @@ class Analytics:
             return event.get("tenant") == tenant and event.get(key) == value
         needles = (tenant_needle(tenant), json.dumps(value, ensure_ascii=False))
         if self.settings.redis_url:
-            counts = self._query(lambda store: self._erase_stream(tenant, match, needles, conversation_id,
-                                                                  customer_ref))
+            counts = self._query(lambda store: self._erase_stream(tenant, key, value, match, needles))
         else:
             lines = self.event_log.erase(match, needles, swap=self._swap_file, scan=self.run) \
                 if self.event_log is not None else 0
@@ -357,8 +357,8 @@ class Analytics:
                                                        time.time()))
         return counts
 
-    def _erase_stream(self, tenant: str, match: Callable[[dict], bool], needles: tuple[str, ...],
-                      conversation_id: str | None, customer_ref: str | None) -> dict[str, int]:
+    def _erase_stream(self, tenant: str, key: str, value: str, match: Callable[[dict], bool],
+                      needles: tuple[str, ...]) -> dict[str, int]:
         """On a pool thread: XDEL the entries and erase the store, the loader paused so that a batch it holds
         cannot bring rows back."""
         from copilot.conversation_store import EventStream
@@ -367,11 +367,9 @@ class Analytics:
         try:
             with self.lock:
                 # told first, so that every other worker's store applies it even if this one stops midway
-                kind, target = ("conversation_id", conversation_id) if conversation_id else ("customer_ref",
-                                                                                          customer_ref)
-                events.redis.xadd(ERASURES, {"tenant": tenant, "kind": kind, "sha256": sha256_of(target)})
+                events.redis.xadd(ERASURES, {"tenant": tenant, "kind": key, "sha256": sha256_of(value)})
                 entries = events.erase(match, needles)
-                counts = self._store().erase(tenant, conversation_id=conversation_id, customer_ref=customer_ref)
+                counts = self._store().erase(tenant, **{key: value})
         finally:
             events.close()
         return {"event_log": entries, **counts}

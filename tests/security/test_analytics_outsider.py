@@ -18,7 +18,7 @@ import requests
 from copilot.security import Tokens
 from tests.conftest import AgentClient, own_server
 from tests.integration.test_analytics_api import hold, loaded
-from tests.servers import PostgresServer, RedisServer, new_database
+from tests.servers import PostgresServer, new_database
 
 SECRET = "analytics-api-secret-0123456789abcdef0123"  # what hold() and loaded() sign with
 TENANT = "acme"  # hold() and loaded()'s default tenant
@@ -238,15 +238,7 @@ def test_two_uploads_of_the_same_ids_at_once_both_land(pg_server):
 
 # ---- erasure with several workers ----------------------------------------------------------------------------------
 
-@pytest.fixture
-def own_redis_server(tmp_path):
-    redis_server = RedisServer(tmp_path / "redis")
-    redis_server.start()
-    yield redis_server
-    redis_server.stop()
-
-
-def test_an_erasure_is_never_undone_by_another_worker_s_loader(tmp_path, own_redis_server, postgres_url):
+def test_an_erasure_is_never_undone_by_another_worker_s_loader(tmp_path, own_redis, postgres_url):
     """README: workers sharing one PostgreSQL share one consumer group and split the stream; erasure deletes the
     conversation from the event log, then the store. Worker A pauses only its own loader
     (copilot/analytics/service.py _erase_stream); worker B's loader (a second server, or `python -m copilot
@@ -261,10 +253,10 @@ def test_an_erasure_is_never_undone_by_another_worker_s_loader(tmp_path, own_red
 
     url = new_database(postgres_url, f"outsider_race_{time.time_ns() % 10**9}")
     # A's loader loads once at start, then sleeps: B gets the conversation's entries
-    proc = own_server(tmp_path / "a", SECRET, REDIS_URL=own_redis_server.url, COPILOT_ANALYTICS_URL=url,
+    proc = own_server(tmp_path / "a", SECRET, REDIS_URL=own_redis.url, COPILOT_ANALYTICS_URL=url,
                       COPILOT_ANALYTICS_LOAD_MS="600000", COPILOT_REPORT_MIN_N="1")
     group = loader_group(SimpleNamespace(analytics_url=url))
-    client = redis.Redis.from_url(own_redis_server.url, decode_responses=True)
+    client = redis.Redis.from_url(own_redis.url, decode_responses=True)
     store = None
     try:
         deadline = time.time() + 30
@@ -276,7 +268,7 @@ def test_an_erasure_is_never_undone_by_another_worker_s_loader(tmp_path, own_red
         cid = f"race-{time.time_ns()}"
         hold(proc.url, cid, True, customer_ref="racecustomer")
         store = PostgresAnalytics(url)
-        source = StreamSource(EventStream(own_redis_server.url, group=group), consumer="worker-b")
+        source = StreamSource(EventStream(own_redis.url, group=group), consumer="worker-b")
         events, after = source.read(store.position(source.name), 5000)  # B's batch, in memory
         assert any(e.get("conversation_id") == cid and e["type"] == "conversation.end" for e in events)
         erased = requests.post(f"{proc.url}/api/v1/erasure", json={"conversation_id": cid},
@@ -293,12 +285,12 @@ def test_an_erasure_is_never_undone_by_another_worker_s_loader(tmp_path, own_red
         proc.stop()
 
 
-def test_an_erasure_reaches_every_worker_s_duckdb_store(tmp_path, own_redis_server):
+def test_an_erasure_reaches_every_worker_s_duckdb_store(tmp_path, own_redis):
     """README: erasure deletes the conversation from the event log, then from the store; each worker's DuckDB file
     has a consumer group of its own, so each gets every event (copilot/analytics/service.py loader_group). Found
     by the outside round: the erasure reached the worker that was asked only, and the other's file kept the
     conversation. Now it is told on copilot:erasures and every worker's loader applies it."""
-    env = {"REDIS_URL": own_redis_server.url, "COPILOT_ANALYTICS_LOAD_MS": "50", "COPILOT_REPORT_MIN_N": "1"}
+    env = {"REDIS_URL": own_redis.url, "COPILOT_ANALYTICS_LOAD_MS": "50", "COPILOT_REPORT_MIN_N": "1"}
     workers = [own_server(tmp_path / f"w{n}", SECRET, **env) for n in range(2)]
     try:
         cid = f"two-files-{time.time_ns()}"
