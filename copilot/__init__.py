@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     module sets up what it owns. The Socket.IO server is app.extensions["socketio"]."""
     from flask import Flask
 
-    from copilot import realtime, realtime_floor, security
+    from copilot import realtime, realtime_floor, realtime_ingest, security
     from copilot.analytics.api import analytics_api
     from copilot.analytics.service import open_service
     from copilot.assist import CopilotService
@@ -43,6 +43,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from copilot.rest import api
     from copilot.security import Tokens, load_secret
     from copilot.settings import Settings
+    from copilot.sources.api import sources_api
+    from copilot.sources.ingest import Ingest
     from copilot.web import web
 
     settings = settings or Settings.from_env()
@@ -68,8 +70,12 @@ def create_app(settings: Settings | None = None) -> Flask:
                            "copilot.analytics": analytics})
     socketio = realtime.init_app(app, settings, service, tokens, metrics, board=feed.publish)
     realtime_floor.init_app(app, socketio, settings, floor, tokens, metrics, feed)
+    # a source's utterances spend the tenant's events on /copilot: they are its model time too
+    ingest = Ingest(service, app.extensions["copilot.deliver"], app.extensions["copilot.connections"].admit_tenant)
+    app.extensions["copilot.ingest"] = ingest
+    realtime_ingest.init_app(app, socketio, settings, ingest, tokens, metrics)
     security.init_app(app, settings)  # after realtime: its middleware wraps Engine.IO's too
-    for blueprint in (api, library_api, floor_api, analytics_api, web):
+    for blueprint in (api, library_api, floor_api, analytics_api, sources_api, web):
         app.register_blueprint(blueprint)
     return app
 

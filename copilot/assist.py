@@ -15,7 +15,7 @@ from copilot import floor
 from copilot.conversation import Conversation, CueSeen
 from copilot.conversation_store import ConversationStore
 from copilot.cues.detector import CueDetector
-from copilot.errors import CopilotError, UnknownConversation
+from copilot.errors import ConversationExists, CopilotError, UnknownConversation
 from copilot.floor import DEFAULT_RULES, BoardChange
 from copilot.library import experiments as exp
 from copilot.library.service import Library
@@ -155,16 +155,30 @@ class CopilotService:
         self.metrics.suggestions.labels("shown").inc(len(push["suggestions"]))
 
     # -- events -------------------------------------------------------------------------------------------------
-    def start(self, who: Identity, payload: Any) -> Reply:
+    def start(self, who: Identity, payload: Any, agent: str | None = None) -> Reply:
+        """Start a conversation: the agent's own, or, when a transcript source starts it (copilot.sources; an
+        integration, lead or admin), `agent`'s ("" unclaimed). An agent's start of a running unclaimed one claims
+        it and answers as join does."""
         data = validate("conversation.start", payload, self.max_text_chars)
-        conv = Conversation(id=data["conversation_id"], tenant=who.tenant, agent=who.agent, channel=data["channel"],
+        owner = who.agent if agent is None or who.role == "agent" else agent
+        owner = "" if who.role == "integration" and agent is None else owner
+        conv = Conversation(id=data["conversation_id"], tenant=who.tenant, agent=owner, channel=data["channel"],
                             queue=redact(data.get("queue", "")), customer_ref=redact(data.get("customer_ref", "")),
                             locale=data.get("locale", "en"), consent=data.get("consent", True), started_at=time.time())
         assigned = self.library.assignment(who.tenant, conv.queue)  # never raises: a broken definition is skipped
         if assigned is not None:
             engine.join_experiment(conv, assigned[0], assigned[1].name, assigned[1].guidance)
-        self.store.create(conv, [self._event(conv, "conversation.start", consent=conv.consent,
-                                             experiment=conv.experiment)])
+        try:
+            self.store.create(conv, [self._event(conv, "conversation.start", consent=conv.consent,
+                                                 experiment=conv.experiment)])
+        except ConversationExists:
+            claimed = self._claim(who, self.store.get(who.tenant, conv.id))
+            if claimed is None:
+                raise
+            existing, board = claimed
+            return Reply({"ok": True, "conversation_id": conv.id, "experiment": existing.experiment,
+                          "guidance": existing.guidance, "claimed": True, **self._resume(who, existing)},
+                         room(who.tenant, conv.id), board=board)
         board = self._board(conv, conv.started_at, [])
         if conv.experiment:
             self._quietly("exposure log", partial(self.library.log_exposure, who.tenant, conv.experiment[0],
@@ -345,10 +359,36 @@ class CopilotService:
         raised_at, board = self.store.update(who.tenant, data["conversation_id"], change)
         return Reply({"ok": True, "raised_at": raised_at}, room(who.tenant, data["conversation_id"]), board=board)
 
+    def _claim(self, who: Identity, conv: Conversation) -> tuple[Conversation, BoardChange | None] | None:
+        """An agent's claim of a running conversation a source started unclaimed: it becomes theirs (logged as
+        conversation.claim, shown on the floor); None when it is not unclaimed, or who is no agent."""
+        if who.role != "agent" or not engine.claimable(conv):
+            return None
+        now = time.time()
+
+        def change(c: Conversation):
+            if not engine.claim(c, who.agent):  # claimed meanwhile: by another agent, or by this one elsewhere
+                return ((c, None) if c.agent == who.agent else None), []
+            events = [self._event(c, "conversation.claim")]
+            return (c, self._board(c, now, events)), events
+
+        return self.store.update(who.tenant, conv.id, change)
+
     def join(self, who: Identity, payload: Any) -> Reply:
-        """Resume a conversation after a reconnect (on any worker): rejoin its room and get its state back."""
+        """Resume a conversation after a reconnect (on any worker): rejoin its room and get its state back. An
+        agent's join of a running unclaimed conversation (a source started it) claims it first."""
         data = validate("conversation.join", payload, self.max_text_chars)
-        conv = self._open(who, self.store.get(who.tenant, data["conversation_id"]))
+        conv = self.store.get(who.tenant, data["conversation_id"])
+        claimed = self._claim(who, conv)
+        if claimed is not None:
+            conv, board = claimed
+            return Reply({"ok": True, "conversation_id": conv.id, "claimed": True, **self._resume(who, conv)},
+                         room(who.tenant, conv.id), board=board)
+        conv = self._open(who, conv)
+        return Reply({"ok": True, "conversation_id": conv.id, **self._resume(who, conv)}, room(who.tenant, conv.id))
+
+    def _resume(self, who: Identity, conv: Conversation) -> dict[str, Any]:
+        """What a join answers besides the id: the conversation's state, for the sidebar to show it again."""
         screen = []
         for pid in conv.on_screen:
             try:
@@ -356,11 +396,9 @@ class CopilotService:
                 screen.append({"id": p.id, "text": p.text, "cues": list(p.cues), "stage": p.stage})
             except CopilotError:
                 continue
-        return Reply({"ok": True, "conversation_id": conv.id, "mode": conv.mode, "counts": dict(conv.counts),
-                      "triage_level": conv.triage_level, "tone": engine.tone_label(conv.tones),
-                      "shown": list(conv.shown), "on_screen": screen, "ended": conv.ended_at is not None,
-                      "hand": conv.hand},
-                     room(who.tenant, conv.id))
+        return {"mode": conv.mode, "counts": dict(conv.counts), "triage_level": conv.triage_level,
+                "tone": engine.tone_label(conv.tones), "shown": list(conv.shown), "on_screen": screen,
+                "ended": conv.ended_at is not None, "hand": conv.hand}
 
     def ping(self) -> bool:
         """Whether the conversation store answers (for /readyz)."""

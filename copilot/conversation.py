@@ -127,9 +127,10 @@ class Conversation:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def open_to(self, agent: str, role: str) -> bool:
-        """Whether an identity may see and act on this conversation: the agent who started it, an agent it
-        was transferred to, or a lead or admin of the tenant (the tenant is checked by the store's key)."""
-        return role in ("lead", "admin") or agent == self.agent or agent in self.agents
+        """Whether an identity may see and act on this conversation: the agent who started or claimed it, an
+        agent it was transferred to, or a lead, admin or integration of the tenant (the tenant is checked by the
+        store's key; only copilot.sources' Ingest hands the service an integration identity)."""
+        return role in ("lead", "admin", "integration") or agent == self.agent or agent in self.agents
 
     @property
     def triage_level(self) -> int:
@@ -256,8 +257,9 @@ def _alert_once(conv: Conversation, out: Outcome, kind: str, key: str, message: 
 
 
 def _remember_snippet(conv: Conversation, snippet_id: str, final: bool) -> bool:
-    """Record a snippet id; False when this final snippet was already processed (a duplicate)."""
-    if final and conv.seen.get(snippet_id):
+    """Record a snippet id; False when its final snippet was already processed (a duplicate): a repeated final,
+    or an interim one delivered late, whose old words must not come back on screen."""
+    if conv.seen.get(snippet_id):
         return False
     conv.seen[snippet_id] = conv.seen.get(snippet_id, False) or final
     if len(conv.seen) > MAX_SEEN:
@@ -559,6 +561,19 @@ def end(conv: Conversation, now: float) -> bool:
     if conv.ended_at is not None:
         return False
     conv.ended_at = now
+    return True
+
+
+def claimable(conv: Conversation) -> bool:
+    """Whether the conversation is running and unclaimed: a transcript source started it for no agent."""
+    return conv.agent == "" and conv.ended_at is None
+
+
+def claim(conv: Conversation, agent: str) -> bool:
+    """Make an unclaimed running conversation this agent's; False when it is not (another agent got there first)."""
+    if not claimable(conv):
+        return False
+    conv.agent = agent
     return True
 
 

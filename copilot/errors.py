@@ -69,6 +69,15 @@ class TooManyPending(CopilotError):
     """Too many sessions from one address have not connected to /copilot yet."""
 
 
+class UnknownSource(NotFound):
+    """POST /api/v1/sources/<name> for a transcript source the server has no mapper for."""
+
+
+class InvalidSignature(Forbidden):
+    """A webhook whose signature is missing or wrong, or whose tenant has no key to check it with (Twilio's
+    X-Twilio-Signature)."""
+
+
 class UnknownConversation(CopilotError):
     """No such conversation for this tenant (another tenant's looks the same)."""
 
@@ -163,6 +172,8 @@ CODES: dict[type[CopilotError], tuple[str, int]] = {
     InvalidToken: ("invalid_token", 401),
     TokenExpired: ("token_expired", 401),
     Forbidden: ("forbidden", 403),
+    UnknownSource: ("unknown_source", 404),
+    InvalidSignature: ("invalid_signature", 403),
     RateLimited: ("rate_limited", 429),
     TooManyConnections: ("too_many_connections", 429),
     TooManyPending: ("too_many_pending", 429),

@@ -126,6 +126,90 @@ def analytics_paths() -> dict:
     }
 
 
+def sources_paths() -> dict:
+    """Transcript sources in: the generic batch and each source's own payload (copilot/sources/api.py)."""
+    from copilot.conversation import CHANNELS as CONVERSATION_CHANNELS
+    from copilot.conversation import SPEAKERS
+    from copilot.sources.contract import MAX_UTTERANCES
+
+    name = {"type": "string", "maxLength": 128}
+    start = {"oneOf": [{"type": "boolean"}, {"type": "object", "additionalProperties": False, "properties": {
+        "agent": {"type": "string", "maxLength": 64, "description": "empty: unclaimed, the first agent to start "
+                                                                    "or join it claims it"},
+        "channel": {"type": "string", "enum": list(CONVERSATION_CHANNELS)}, "queue": name, "customer_ref": name,
+        "locale": name, "consent": {"type": "boolean"}}}],
+        "description": "start the conversation on its first utterance when it is not running (true: the defaults)"}
+    offset = {"type": "number", "minimum": 0, "description": "milliseconds from the start of the call"}
+    utterance = {"type": "object", "additionalProperties": False,
+                 "required": ["conversation_id", "utterance_id", "speaker", "text", "final"], "properties": {
+                     "conversation_id": {"type": "string"}, "utterance_id": {
+                         "type": "string", "description": "the same for an utterance's interim results and its final one"},
+                     "speaker": {"type": "string", "enum": list(SPEAKERS)}, "text": {"type": "string"},
+                     "final": {"type": "boolean"}, "start_ms": offset, "end_ms": offset, "start": start}}
+    batch = {"oneOf": [
+        {"type": "object", "additionalProperties": False, "properties": {
+            "start": start, "utterances": {"type": "array", "maxItems": MAX_UTTERANCES, "items": utterance},
+            "end": {"type": "array", "items": {"type": "string"}, "description": "conversations that have ended"}}},
+        {"type": "array", "maxItems": MAX_UTTERANCES, "items": utterance}]}
+    answer = {"type": "object", "properties": {
+        "ok": {"type": "boolean", "description": "false when any utterance or end has an error"},
+        "accepted": {"type": "integer"}, "duplicates": {"type": "integer"},
+        "started": {"type": "array", "items": {"type": "string"}}, "ended": {"type": "array", "items": {"type": "string"}},
+        "ignored": {"type": "integer"}, "errors": {"type": "array", "items": {"type": "object", "properties": {
+            "index": {"type": "integer", "description": "the utterance's position in the body"},
+            "end": {"type": "integer", "description": "for an end: its position in `end`"},
+            "utterance_id": {"type": "string"}, "conversation_id": {"type": "string"},
+            "code": {"type": "string"}, "message": {"type": "string"}}}}}}
+    return {
+        "/api/v1/transcripts": {"post": op(
+            "A batch of utterances from a transcript source (integration, lead, admin): interim results replace "
+            "each other, repeats are harmless, bad utterances are listed by index and the rest land",
+            reply("Applied", answer), body=batch, errors=("400", "401", "403", "413"))},
+        **source_paths(answer),
+    }
+
+
+def source_paths(answer: dict) -> dict:
+    """Each source's own payload, mapped by copilot.sources.registry, and Twilio's signed callback."""
+    from copilot.conversation import CHANNELS as CONVERSATION_CHANNELS
+    from copilot.conversation import SPEAKERS
+    from copilot.sources.registry import SOURCES
+
+    words = {"type": "string", "maxLength": 128}
+    options = [
+        query("conversation_id", {"type": "string", "maxLength": 128},
+              "the conversation, for a source whose messages name no call (Deepgram, AssemblyAI, Transcribe)"),
+        query("speaker", {"type": "string", "enum": list(SPEAKERS)}, "the speaker of every message (one stream "
+                                                                      "per side)"),
+        query("channels", {"type": "string"}, "the speaker of each channel or track, in order (default "
+                                              "customer,agent)"),
+        query("start", {"type": "boolean"}, "false: never start a conversation (default true: start it on its "
+                                            "first utterance)"),
+        query("agent", {"type": "string", "maxLength": 64}, "the agent of a conversation it starts (default "
+                                                            "unclaimed: the first agent to join claims it)"),
+        query("channel", {"type": "string", "enum": list(CONVERSATION_CHANNELS)}), query("queue", words),
+        query("customer_ref", words), query("locale", words), query("consent", {"type": "boolean"})]
+    mapped = op("One transcript source's own messages, one or a list (integration, lead, admin): mapped to "
+                "utterances and applied as /api/v1/transcripts is; a message that cannot be read is listed by its "
+                "index and the rest land", reply("Applied", answer),
+                body={"oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]},
+                params=[{"name": "source", "in": "path", "required": True,
+                         "schema": {"type": "string", "enum": [s for s in SOURCES if s != "twilio"]}}, *options],
+                errors=("400", "401", "403", "404", "413"))
+    callback = {"type": "object", "properties": {name: {"type": "string"} for name in (
+        "AccountSid", "CallSid", "TranscriptionSid", "TranscriptionEvent", "TranscriptionData", "Track", "Final",
+        "SequenceId", "Timestamp", "LanguageCode")}}
+    twilio = op("Twilio Real-Time Transcription's statusCallbackUrl: no bearer token, the request must carry "
+                "X-Twilio-Signature under the tenant's auth token (COPILOT_TWILIO_AUTH_TOKENS), else 403 "
+                "invalid_signature and nothing lands", reply("Applied", answer), body=callback,
+                body_type="application/x-www-form-urlencoded", auth=False, errors=("400", "403", "413"),
+                params=[{**query("tenant", {"type": "string", "maxLength": 40}, "the tenant the call belongs to"),
+                         "required": True},
+                        {"name": "X-Twilio-Signature", "in": "header", "required": True, "schema": {"type": "string"}},
+                        *[o for o in options if o["name"] != "conversation_id"]])
+    return {"/api/v1/sources/{source}": {"post": mapped}, "/api/v1/sources/twilio": {"post": twilio}}
+
+
 def document() -> dict:
     """The whole OpenAPI 3.0 document."""
     string_list = {"type": "array", "items": {"type": "string"}}
@@ -197,6 +281,7 @@ def document() -> dict:
                 "Cue mentions and emotional resolution per day", reply("Trends", {"type": "object"}),
                 errors=("401", "403"))},
             **analytics_paths(),
+            **sources_paths(),
             "/api/v1/experiments": {
                 "get": op("List experiments", reply("Experiments", {"type": "object"})),
                 "post": op("Define an experiment", reply("Defined", {"type": "object"}), body=ref("Experiment"),

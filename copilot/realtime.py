@@ -11,6 +11,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from flask import Flask, request
@@ -148,6 +149,12 @@ class Connections:
         if not expired_ok and identity.expired():
             raise TokenExpired("this connection's token has expired; send token.refresh with a new one")
         return identity
+
+    def admit_tenant(self, tenant: str) -> None:
+        """Spend one of the tenant's events for a transcript source's utterance (copilot.sources): its model
+        time, shared with its agents' events; RateLimited when the tenant has none left."""
+        with self.lock:
+            self.tenants[tenant].take()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -374,8 +381,8 @@ def guard_sessions(socketio: SocketIO, lobby: Lobby) -> Sessions | None:
 
 
 def joined(socketio: SocketIO, sid: str, on_copilot: bool, namespace: str = NAMESPACE) -> None:
-    """Take a session out of the lobby when it joins /copilot (or a lead's /floor), and put it back (uncapped,
-    with a new deadline) when it leaves but keeps its Engine.IO session."""
+    """Take a session out of the lobby when it joins /copilot (or a lead's /floor, or a source's /ingest), and
+    put it back (uncapped, with a new deadline) when it leaves but keeps its Engine.IO session."""
     sessions = getattr(socketio.server, "copilot_sessions", None)
     eio_sid = None if sessions is None else eio_sid_of(socketio.server, sid, namespace)
     if eio_sid is not None:
@@ -416,13 +423,13 @@ def answer_errors(socketio: SocketIO, namespace: str, connections: Connections, 
         return body
 
 
-def refresher(tokens: Tokens, connections: Connections, role: str = "agent") -> Callable[[Any], dict]:
+def refresher(tokens: Tokens, connections: Connections, role: str = "agent", *others: str) -> Callable[[Any], dict]:
     """token.refresh: the connection carries on as the new token's identity (same tenant and agent, and at least
-    `role`: a lead's /floor connection cannot carry on as an agent)."""
+    `role` or one of `others`: a lead's /floor connection cannot carry on as an agent)."""
     def refresh(payload: Any) -> dict:
         data = validate("token.refresh", payload, 0)
         identity = tokens.verify(data["token"])
-        identity.require(role)
+        identity.require(role, *others)
         connections.refresh(request.sid, identity)
         return {"ok": True, "expires": identity.expires, "role": identity.role}
     return refresh
@@ -447,6 +454,35 @@ def event_handler(connections: Connections, method: Callable[[Identity, Any], An
     return handle
 
 
+def deliver_to_rooms(socketio: SocketIO, board: Callable[[BoardChange], None], reply: Reply) -> dict:
+    """Emit a Reply to every one of its rooms on /copilot without joining any (a REST call has no connection;
+    with a message queue every worker's clients get it), share its board change with the floor, run its `then`,
+    and return its ack."""
+    to = reply.to  # every room of the reply; only a /copilot caller joins the conversation's
+    for event, payload in reply.emits:
+        socketio.emit(event, payload, to=to, namespace=NAMESPACE)
+    if reply.board is not None:
+        board(reply.board)
+    if reply.then:
+        socketio.sleep(0)  # let the writers send the emits before the bookkeeping runs
+        for work in reply.then:
+            work()
+    return reply.ack
+
+
+def refuse_unknown_events(socketio: SocketIO, namespace: str, connections: Connections,
+                          deliver: Callable[[Any], dict], refresh: Callable[[Any], dict], hint: str) -> None:
+    """Answer any event the namespace lacks with unknown_event (and `hint`); it spends and waits its turn as a
+    known one does."""
+    where = "" if namespace == NAMESPACE else f" on {namespace}"
+
+    @socketio.on("*", namespace=namespace)
+    def unknown(event: str, *_: Any) -> dict:
+        def no_such_event(who: Identity, payload: Any) -> Any:
+            raise UnknownEvent(f"there is no event '{event[:64]}'{where}; {hint}")
+        return event_handler(connections, no_such_event, deliver, refresh, expired_ok=True)()
+
+
 def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metrics: Metrics,
              connections: Connections, board: Callable[[BoardChange], None] = lambda change: None) -> Connections:
     """Attach the /copilot handlers to a SocketIO server; `board` takes what each event changed on the tenant's
@@ -456,7 +492,7 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
     def connect(auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
         identity = tokens.verify(token)
-        identity.require("agent")  # an integration token sends outcomes over REST, never a conversation
+        identity.require("agent")  # an integration token sends transcripts through /ingest or REST, no sidebar
         connections.add(request.sid, identity)
         joined(socketio, request.sid, True)
         metrics.connections.labels("accepted").inc()
@@ -468,18 +504,10 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
 
     def deliver(reply: Reply) -> dict:
         join_room(reply.room)  # acting on a conversation (re)joins its room, so a reconnect resumes delivery
-        to = reply.to  # every room of the reply; the caller joins only the conversation's
-        for event, payload in reply.emits:
-            socketio.emit(event, payload, to=to, namespace=NAMESPACE)
-        if reply.leave:
+        ack = deliver_to_rooms(socketio, board, reply)
+        if reply.leave:  # after the emits, which this connection still gets
             leave_room(reply.room)
-        if reply.board is not None:
-            board(reply.board)
-        if reply.then:
-            socketio.sleep(0)  # let the writers send the emits before the bookkeeping runs
-            for work in reply.then:
-                work()
-        return reply.ack
+        return ack
 
     answer_errors(socketio, NAMESPACE, connections, metrics)
     refresh = refresher(tokens, connections)
@@ -496,11 +524,7 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
     for name, method in methods.items():
         socketio.on_event(name, handler(method), namespace=NAMESPACE)
 
-    @socketio.on("*", namespace=NAMESPACE)
-    def unknown(event: str, *_: Any) -> dict:
-        def no_such_event(who: Identity, payload: Any) -> Reply:
-            raise UnknownEvent(f"there is no event '{event[:64]}'; see the protocol in the README")
-        return handler(no_such_event, expired_ok=True)()  # it spends and waits its turn as a known one does
+    refuse_unknown_events(socketio, NAMESPACE, connections, deliver, refresh, "see the protocol in the README")
 
     return connections
 
@@ -509,7 +533,8 @@ def init_app(app: Flask, settings: Settings, service: CopilotService, tokens: To
              board: Callable[[BoardChange], None] = lambda change: None) -> SocketIO:
     """The Socket.IO server in the settings' async mode (app.extensions["socketio"]), with the transport's patches
     (copilot.compat), the Engine.IO sessions guarded, and the /copilot handlers with each connection's, agent's
-    and tenant's rate limits (app.extensions["copilot.connections"])."""
+    and tenant's rate limits (app.extensions["copilot.connections"]); app.extensions["copilot.deliver"] delivers
+    a Reply from outside a /copilot handler."""
     socketio = SocketIO(app, async_mode=settings.async_mode, message_queue=settings.redis_url or None,
                         cors_allowed_origins=AllowedOrigins(settings.allowed_origins),
                         max_http_buffer_size=MAX_MESSAGE_BYTES, ping_interval=settings.ping_interval_s,
@@ -518,4 +543,5 @@ def init_app(app: Flask, settings: Settings, service: CopilotService, tokens: To
     guard_sessions(socketio, Lobby(settings.join_deadline_s, settings.max_pending_per_address))
     connections = Connections.from_settings(settings)
     app.extensions["copilot.connections"] = register(socketio, service, tokens, metrics, connections, board)
+    app.extensions["copilot.deliver"] = partial(deliver_to_rooms, socketio, board)  # for copilot.sources
     return socketio

@@ -17,13 +17,12 @@ from typing import Any
 from flask import Flask, request
 from flask_socketio import SocketIO, join_room, leave_room
 
-from copilot.errors import UnknownEvent
 from copilot.floor import BoardChange
 from copilot.floor_service import FloorReply, FloorService
 from copilot.metrics import Metrics
 from copilot.protocol import FLOOR_EVENTS
 from copilot.realtime import NAMESPACE as COPILOT
-from copilot.realtime import Connections, answer_errors, event_handler, joined, refresher
+from copilot.realtime import Connections, answer_errors, event_handler, joined, refresher, refuse_unknown_events
 from copilot.security import Identity, Tokens
 from copilot.settings import Settings
 
@@ -286,11 +285,7 @@ def register(socketio: SocketIO, service: FloorService, tokens: Tokens, metrics:
     for name, method in methods.items():
         socketio.on_event(name, event_handler(connections, method, deliver, refresh), namespace=NAMESPACE)
 
-    @socketio.on("*", namespace=NAMESPACE)
-    def unknown(event: str, *_: Any) -> dict:
-        def no_such_event(who: Identity, payload: Any) -> dict:
-            raise UnknownEvent(f"there is no event '{event[:64]}' on /floor; see the protocol in the README")
-        return event_handler(connections, no_such_event, deliver, refresh, expired_ok=True)()
+    refuse_unknown_events(socketio, NAMESPACE, connections, deliver, refresh, "see the protocol in the README")
 
 
 def init_app(app: Flask, socketio: SocketIO, settings: Settings, service: FloorService, tokens: Tokens,

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from flask import Flask
 
 ROLES = ("agent", "lead", "admin", "integration")
-# integration (the systems that send outcomes) stands apart, below agent: it reaches only what names it
+# integration (the systems that send outcomes and transcripts) stands apart, below agent: it reaches only what names it
 ROLE_RANK = {"integration": -1, "agent": 0, "lead": 1, "admin": 2}
 # \Z, not $: `$` also matches before a trailing newline. Both are safe with match() and with fullmatch().
 TENANT_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,39}\Z")
@@ -55,7 +55,8 @@ class Identity:
                for role in roles):
             return
         if self.role == "integration":
-            raise Forbidden("an integration token may only send outcomes (POST /api/v1/outcomes)")
+            raise Forbidden("an integration token may only send outcomes and transcripts (POST /api/v1/outcomes, "
+                            "POST /api/v1/transcripts, POST /api/v1/sources/<name>, Socket.IO /ingest)")
         raise Forbidden(f"this needs the {' or '.join(roles)} role; the token has {self.role}")
 
 

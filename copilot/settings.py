@@ -67,6 +67,8 @@ class Settings:
     event_max_entries: int = setting("COPILOT_EVENT_MAX_ENTRIES", 1_000_000, at_least=1)
     # trusted reverse proxies in front (X-Forwarded-For / -Proto hops to believe)
     proxy_hops: int = setting("COPILOT_PROXY_HOPS", 0, at_least=0)
+    # tenant=token pairs checking /api/v1/sources/twilio's signatures; `tenant=@/path` reads the token from a file
+    twilio_auth_tokens: str = setting("COPILOT_TWILIO_AUTH_TOKENS", "")
     # open /copilot connections of one identity on one worker
     max_connections_per_agent: int = setting("COPILOT_MAX_CONNECTIONS_PER_AGENT", 32, at_least=1)
     # gevent as served (wsgi.py patches the standard library first); threading for in-process tests and debugging
@@ -127,6 +129,11 @@ class Settings:
         if self.analytics_url and not self.analytics_url.startswith(("postgresql://", "postgres://")):
             raise InvalidSetting(f"{name('analytics_url')} must start with postgresql:// (or be empty for the "
                                  "embedded DuckDB file)")
+        for pair in filter(None, (p.strip() for p in self.twilio_auth_tokens.split(","))):
+            tenant, _, token = pair.partition("=")
+            if not tenant.strip() or not token.strip() or token.strip() == "@":
+                raise InvalidSetting(f"{name('twilio_auth_tokens')} must be tenant=token pairs separated by commas "
+                                     "(tenant=@/path reads the token from a file)")
         if "*" in self.allowed_origins:
             raise InvalidSetting(f"{name('allowed_origins')} must list origins; '*' is refused")
         if self.secret and len(self.secret.encode()) < MIN_SECRET_BYTES:

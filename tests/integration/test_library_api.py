@@ -168,7 +168,7 @@ def test_the_openapi_document_validates_and_lists_the_routes(server):
     spec = requests.get(server.url + "/api/v1/openapi.json", timeout=10).json()
     validate(spec)
     routes = {str(r).replace("<phrasing_id>", "{phrasing_id}").replace("<experiment_id>", "{experiment_id}")
-              .replace("<name>", "{report}").replace("<conversation_id>", "{conversation_id}")
+              .replace("<name>", "{report}").replace("<conversation_id>", "{conversation_id}").replace("<source>", "{source}")
               for r in server.app.url_map.iter_rules()
               if str(r).startswith("/api/") or str(r) in ("/healthz", "/readyz", "/metrics")}
     documented = set(spec["paths"])

@@ -350,3 +350,39 @@ def test_a_variant_without_guidance_turns_suggestions_off():
 ])
 def test_feedback_counts_under_the_first_cue_of_the_phrasing_the_conversation_raised(cues, raised, counted):
     assert engine.feedback_cue(conv(counts=raised), cues) == counted
+
+
+def test_an_interim_result_arriving_after_its_final_one_is_a_duplicate_and_shows_nothing():
+    c = conv()
+    customer(c, "s1", [cue("frustration")], text="I am really fed up now")
+    late = customer(c, "s1", [cue("frustration")], final=False, text="I am really")
+    assert late.duplicate and late.highlight is None and c.counts["frustration"] == 1
+    agent_late = engine.on_agent(c, "s1", "I am sorry", final=False, now=0.0)
+    assert agent_late.duplicate
+
+
+def test_interim_results_before_the_final_one_replace_each_other_and_the_final_counts_once():
+    c = conv()
+    for text in ("I am", "I am really", "I am really fed up"):
+        assert not customer(c, "s1", [cue("frustration")], final=False, text=text).duplicate
+    assert customer(c, "s1", [cue("frustration")], text="I am really fed up now").highlight["cues"][0]["count"] == 1
+    assert c.counts["frustration"] == 1 and c.customer_turns == 1
+
+
+def test_an_unclaimed_conversation_becomes_the_first_claiming_agents_and_only_theirs():
+    c = Conversation(id="c1", tenant="acme", agent="", channel="voice")
+    assert engine.claimable(c) and not c.open_to("amy", "agent")
+    assert engine.claim(c, "amy") and c.agent == "amy"
+    assert not engine.claim(c, "bob") and c.agent == "amy"
+    assert c.open_to("amy", "agent") and not c.open_to("bob", "agent")
+
+
+def test_an_ended_or_claimed_conversation_cannot_be_claimed():
+    ended = Conversation(id="c1", tenant="acme", agent="", channel="voice")
+    engine.end(ended, 5.0)
+    assert not engine.claimable(ended) and not engine.claim(ended, "amy") and ended.agent == ""
+    assert not engine.claimable(conv())
+
+
+def test_an_integration_may_act_on_any_conversation_of_its_tenant():
+    assert conv().open_to("crm", "integration")

@@ -1,0 +1,57 @@
+"""Socket.IO transport, namespace /ingest: a transcript source's stream. Connect with an integration (or lead,
+admin) token, send `transcripts` with the body of POST /api/v1/transcripts, get its answer as the ack. The same
+rate limits, error answers and session guard as /copilot; no error closes the connection.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, request
+from flask_socketio import SocketIO
+
+from copilot.metrics import Metrics
+from copilot.realtime import Connections, answer_errors, event_handler, joined, refresher, refuse_unknown_events
+from copilot.security import Identity, Tokens
+from copilot.settings import Settings
+from copilot.sources.ingest import Ingest
+
+NAMESPACE = "/ingest"
+ROLES = ("integration", "lead")  # a lead's rank takes in admin
+
+
+def register(socketio: SocketIO, ingest: Ingest, tokens: Tokens, metrics: Metrics, connections: Connections) -> None:
+    """Attach the /ingest handlers to a SocketIO server."""
+
+    @socketio.on("connect", namespace=NAMESPACE)
+    def connect(auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        identity = tokens.verify(token)
+        identity.require(*ROLES)  # an agent's token: forbidden, as connect_error data
+        connections.add(request.sid, identity)
+        joined(socketio, request.sid, True, NAMESPACE)
+        metrics.connections.labels("accepted").inc()
+
+    @socketio.on("disconnect", namespace=NAMESPACE)
+    def disconnect(*_: Any) -> None:
+        connections.remove(request.sid)
+        joined(socketio, request.sid, False, NAMESPACE)
+
+    def transcripts(who: Identity, payload: Any) -> dict:
+        return ingest.apply(who, ingest.read(payload))
+
+    def answered(answer: dict) -> dict:
+        return answer
+
+    answer_errors(socketio, NAMESPACE, connections, metrics)
+    refresh = refresher(tokens, connections, *ROLES)
+    socketio.on_event("transcripts", event_handler(connections, transcripts, answered, refresh), namespace=NAMESPACE)
+    socketio.on_event("token.refresh", event_handler(connections, None, answered, refresh), namespace=NAMESPACE)
+
+    refuse_unknown_events(socketio, NAMESPACE, connections, answered, refresh, "send transcripts")
+
+
+def init_app(app: Flask, socketio: SocketIO, settings: Settings, ingest: Ingest, tokens: Tokens,
+             metrics: Metrics) -> None:
+    """The /ingest handlers on the app's Socket.IO server, with their connections' own rate limits; each
+    utterance spends its tenant's events besides (Ingest's admit)."""
+    register(socketio, ingest, tokens, metrics, Connections.from_settings(settings))
