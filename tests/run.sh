@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: makes .venv, installs what the tests need (Python packages, and
-# Debian's redis-server, chromium, nginx and postgresql, which the tests start themselves on loopback), then runs ruff and
-# pytest.
+# Debian's redis-server, chromium, nginx and postgresql, which the tests start themselves on loopback, and nodejs/npm,
+# which build the Amazon Connect app's bundle from its pinned lock file), then runs ruff and pytest.
 # Usage: bash tests/run.sh [pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,7 @@ command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing="$missing postgresql"
+command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
 if [ -n "$missing" ]; then
   echo "tests/run.sh: installing Debian packages:$missing (apt-get, output in /tmp/copilot-apt.log)"
   sudo=""
@@ -25,4 +26,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 .venv/bin/ruff check --quiet copilot tests bench wsgi.py
+(cd integrations/amazon-connect && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm run --silent build >/dev/null 2>&1) \
+  || { echo "tests/run.sh: building integrations/amazon-connect failed (npm ci && npm run build)" >&2; exit 1; }
 exec .venv/bin/python -m pytest "$@"

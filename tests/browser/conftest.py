@@ -28,3 +28,20 @@ def shot(page, name: str) -> None:
     """A screenshot of what the page shows now, for a person to look at."""
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
+
+
+@pytest.fixture
+def violations():
+    """The Content-Security-Policy violations that the page's frames log to the console."""
+    return []
+
+
+@pytest.fixture
+def page(browser, violations):
+    """A fresh page; at the end, no frame of it may have logged a CSP violation that the test did not expect."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    yield page
+    context.close()
+    assert violations == [], violations

@@ -25,23 +25,6 @@ def server(tmp_path_factory):
     proc.stop()
 
 
-@pytest.fixture
-def violations():
-    """The Content-Security-Policy violations that the page's frames log to the console."""
-    return []
-
-
-@pytest.fixture
-def page(browser, violations):
-    """A fresh page; at the end, no frame of it may have logged a CSP violation that the test did not expect."""
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    page = context.new_page()
-    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
-    yield page
-    context.close()
-    assert violations == [], violations
-
-
 def lead_headers(tenant):
     return {"Authorization": f"Bearer {Tokens(SECRET).issue(tenant, 'lead', 'lee')}"}
 
