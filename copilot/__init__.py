@@ -98,15 +98,33 @@ def run(app: Flask) -> None:
 
         import gevent
 
+        server = no_delay_server(app, settings.host, settings.port, ShortLines(sys.stderr))
+
         def stop() -> None:
             """SIGINT's default raises KeyboardInterrupt in whichever greenlet runs, and gevent prints it with a
             traceback: stop the server instead, so that serve_forever returns."""
-            server = getattr(socketio, "wsgi_server", None)
-            if server is not None:
-                server.stop(timeout=1)
+            server.stop(timeout=1)
         gevent.signal_handler(signal.SIGINT, stop)
-        socketio.run(app, host=settings.host, port=settings.port, log_output=False, error_log=ShortLines(sys.stderr))
+        server.serve_forever()
     print("stopped", file=sys.stderr, flush=True)
+
+
+def no_delay_server(app: Flask, host: str, port: int, error_log: Any) -> Any:
+    """gevent's WSGI server as Flask-SocketIO's run builds it (WebSocket through simple-websocket, no access log),
+    on a listening socket with TCP_NODELAY, which its connections inherit. Without it every JSON answer on a
+    kept-alive connection waited 40 ms: its last small write held back (Nagle) for the client's delayed ACK, so a
+    relay posting transcripts on one connection managed 25 a second. gunicorn sets it on its own sockets."""
+    import socket
+
+    from gevent import pywsgi
+
+    class NoDelayServer(pywsgi.WSGIServer):
+        def init_socket(self) -> None:
+            super().init_socket()
+            if self.socket.family in (socket.AF_INET, socket.AF_INET6):
+                self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    return NoDelayServer((host, port), app, log=None, error_log=error_log)
 
 
 class ShortLines:

@@ -461,12 +461,14 @@ def deliver_to_rooms(socketio: SocketIO, board: Callable[[BoardChange], None], r
     to = reply.to  # every room of the reply; only a /copilot caller joins the conversation's
     for event, payload in reply.emits:
         socketio.emit(event, payload, to=to, namespace=NAMESPACE)
+    if reply.emits:
+        # let the writers send the emits now, not after the caller's answer (a REST response, a batch's next
+        # utterance) or the bookkeeping
+        socketio.sleep(0)
     if reply.board is not None:
         board(reply.board)
-    if reply.then:
-        socketio.sleep(0)  # let the writers send the emits before the bookkeeping runs
-        for work in reply.then:
-            work()
+    for work in reply.then:
+        work()
     return reply.ack
 
 
