@@ -296,6 +296,26 @@ def test_joining_another_conversation_clears_the_previous_one_and_says_earlier_t
     backend.close()
 
 
+def test_a_host_s_start_of_a_call_a_transcript_source_started_claims_it_and_shows_its_counts_so_far(server, page):
+    call = f"call-{time.time_ns()}"
+    source = {"Authorization": f"Bearer {Tokens(SECRET).issue('acme', 'integration', 'stt')}"}
+    said = requests.post(server.url + "/api/v1/transcripts", headers=source, timeout=30, json={"start": True, "utterances": [
+        {"conversation_id": call, "utterance_id": "u1", "speaker": "customer", "final": True,
+         "text": "This is the third time I've called about this bill"}]}).json()
+    assert said["started"] == [call], said
+    open_hosted_sidebar(server, page, "uma")
+    post(page, {"type": "copilot.start", "conversation_id": call, "channel": "voice"})
+    expect(page.locator('.chip[data-cue="repeat_contact"]')).to_have_text("Repeat contact x1")
+    expect(page.locator("#transcript .gap")).to_have_text("Earlier turns of this call are not shown; their counts are.")
+    expect(page.locator("#notice")).to_be_hidden()
+    said = requests.post(server.url + "/api/v1/transcripts", headers=source, timeout=30, json=[
+        {"conversation_id": call, "utterance_id": "u2", "speaker": "customer", "final": True,
+         "text": "I'm so worried my card has been used by someone else"}]).json()
+    assert said["accepted"] == 1, said
+    expect(page.locator('.chip[data-cue="anxiety"]')).to_have_text("Anxiety x1")
+    expect(page.locator('mark[data-cue="anxiety"]')).to_be_in_viewport()
+
+
 def test_the_demo_replayed_twice_shows_only_the_new_replay(server, page):
     page.goto(server.url + "/demo?speed=150")
     sidebar = page.frame_locator("#sidebar")

@@ -306,7 +306,8 @@
       onSuggestions({ suggestions: ack.on_screen.map(function (s) { return Object.assign({ why: "" }, s); }) });
     }
     if (state.joined || happened) {
-      transcriptLine(Object.keys(state.turns).length ?
+      transcriptLine(ack.claimed ? "Earlier turns of this call are not shown; their counts are." :
+        Object.keys(state.turns).length ?
         "Reconnected: turns said meanwhile are not shown; counts and cards are kept." :
         "Earlier turns are not shown after reconnecting; counts and cards are kept.");
       el("transcript-empty").hidden = true;
@@ -412,7 +413,8 @@
         queue: msg.queue, consent: msg.consent }).then(function (ack) {
         if (state.conversationId === msg.conversation_id) {
           state.starting = false;
-          if (ack.ok) { state.joined = true; } else { refused(ack.error); }
+          // a conversation a transcript source started unclaimed: the start claimed it, with the counts so far
+          if (ack.ok && ack.claimed) { joined(ack); } else if (ack.ok) { state.joined = true; } else { refused(ack.error); }
         }
         reply("conversation.start")(ack);
       }).catch(broke);
