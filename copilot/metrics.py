@@ -22,6 +22,9 @@ class Metrics:
         self.errors = Counter("copilot_errors_total", "Errors acknowledged to clients", ["code"],
                               registry=self.registry)
         self.conversations = Counter("copilot_conversations_total", "Conversations started", registry=self.registry)
+        self.ingest = Counter("copilot_ingest_utterances_total", "Utterances from transcript sources, by source and "
+                              "result (accepted, duplicate, ignored messages, or the error's code)",
+                              ["source", "result"], registry=self.registry)
         self.connections = Counter("copilot_connections_total", "Socket.IO connections", ["result"],
                                    registry=self.registry)
         self.floor = Counter("copilot_floor_sent_total", "What the live floor sent to the leads' rooms: diff "

@@ -56,9 +56,9 @@ def json_body(parse: Callable[[Any], Batch]) -> Batch:
     return current_app.extensions["copilot.off_loop"](read_json, data, parse)
 
 
-def applied(who: Identity, batch: Batch) -> Response:
+def applied(who: Identity, batch: Batch, source: str = "transcripts") -> Response:
     """The answer of applying a batch: 200 whenever the body could be read, its errors listed by index."""
-    return jsonify(ingest().apply(who, batch))
+    return jsonify(ingest().apply(who, batch, source))
 
 
 @sources_api.post("/transcripts")
@@ -100,7 +100,7 @@ def post_source(source: str):
     mapper = SOURCES.get(source)
     if mapper is None:
         raise UnknownSource(f"no transcript source {source!r}; the sources are {', '.join(SOURCES)}")
-    return applied(who, json_body(partial(mapper, options=options_from(request.args))))
+    return applied(who, json_body(partial(mapper, options=options_from(request.args))), source)
 
 
 @sources_api.post("/sources/twilio")
@@ -115,7 +115,7 @@ def post_twilio():
         raise InvalidSignature("the request is not signed with this tenant's Twilio auth token (X-Twilio-Signature "
                                "over this URL and the form; COPILOT_TWILIO_AUTH_TOKENS holds each tenant's)")
     options = options_from({k: v for k, v in request.args.items() if k != "tenant"})
-    return applied(Identity(tenant, "integration", "twilio"), twilio.batch(dict(fields), options))
+    return applied(Identity(tenant, "integration", "twilio"), twilio.batch(dict(fields), options), "twilio")
 
 
 def form_fields() -> list[tuple[str, str]]:

@@ -19,12 +19,13 @@ class Ingest:
     def __init__(self, service: CopilotService, deliver: Callable[[Reply], Any],
                  admit: Callable[[str], None]) -> None:
         self.service, self.deliver, self.admit = service, deliver, admit
+        self.metrics = service.metrics
 
     def read(self, payload: Any) -> Batch:
         """The generic body as a Batch (copilot.sources.contract.parse_batch at the service's text limit)."""
         return parse_batch(payload, self.service.max_text_chars)
 
-    def apply(self, who: Identity, batch: Batch) -> dict[str, Any]:
+    def apply(self, who: Identity, batch: Batch, source: str = "transcripts") -> dict[str, Any]:
         """Apply the batch's utterances in order, then its ends; a refused or failed utterance is an error of its
         own and the rest carry on. Once the tenant's rate is spent, the rest are rate_limited (retry them: their
         ids make a repeat harmless), and so are the ends of their conversations."""
@@ -52,7 +53,16 @@ class Ingest:
             self._end(who, cid, position, held, answer)
         answer["errors"].sort(key=lambda e: (e.get("index", len(batch.utterances)), e.get("end", 0)))
         answer["ok"] = not answer["errors"]
+        self._count(source, answer)
         return answer
+
+    def _count(self, source: str, answer: dict[str, Any]) -> None:
+        """The answer in /metrics, by source (the route's name, "transcripts" for the generic contract)."""
+        for result, key in (("accepted", "accepted"), ("duplicate", "duplicates"), ("ignored", "ignored")):
+            if answer[key]:
+                self.metrics.ingest.labels(source, result).inc(answer[key])
+        for error in answer["errors"]:
+            self.metrics.ingest.labels(source, error["code"]).inc()
 
     @staticmethod
     def _dropped(listed: list[Utterance], applied: list[Utterance]) -> tuple[dict[int, int], int]:

@@ -313,3 +313,28 @@ def test_end_ends_the_conversation_and_the_sidebar_gets_its_summary_once_even_wh
     assert [e["code"] for e in late["errors"]] == ["conversation_ended"]
     assert len(settled(agent, cid, 1, "conversation.summary")) == 1
     assert len(logged(deployment, cid, "conversation.end")) == 1
+
+
+def ingest_counts(url):
+    """copilot_ingest_utterances_total of one worker, by (source, result)."""
+    counts = {}
+    for line in requests.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("copilot_ingest_utterances_total{"):
+            labels, value = line[len("copilot_ingest_utterances_total{"):].split("} ")
+            fields = dict(part.split("=") for part in labels.split(","))
+            counts[fields["source"].strip('"'), fields["result"].strip('"')] = float(value)
+    return counts
+
+
+def test_metrics_count_each_source_s_utterances_by_result(deployment, clients, source_url):
+    agent = clients(deployment.servers[0].url)
+    cid = unique("metered")
+    start(agent, cid)
+    before = ingest_counts(source_url)
+    sent([utterance(cid, "m1", "customer", TURNS[0][2]), utterance(cid, "m1", "customer", TURNS[0][2]),
+          utterance(cid, "m2", "customer", "x" * 4001)], source_url)
+    sent([utterance(cid, "m1", "customer", TURNS[0][2])], source_url)
+    after = ingest_counts(source_url)
+    delta = {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key, 0)}
+    assert delta == {("transcripts", "accepted"): 1, ("transcripts", "duplicate"): 2,
+                     ("transcripts", "text_too_long"): 1}
