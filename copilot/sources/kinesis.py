@@ -461,6 +461,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the consumer; 0 when stopped, 1 when it cannot go on, 3 when the server or AWS refuses it."""
     args = parser().parse_args(argv)
+    if not args.stream.strip():
+        parser().error("--stream names the Kinesis stream (it is empty)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     options = dict(o.split("=", 1) for o in args.option if "=" in o)
     if len(options) != len(args.option):
