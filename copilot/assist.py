@@ -187,20 +187,29 @@ class CopilotService:
         return Reply({"ok": True, "conversation_id": conv.id, "experiment": conv.experiment, "guidance": conv.guidance},
                      room(who.tenant, conv.id), board=board)
 
-    def snippet(self, who: Identity, payload: Any) -> Reply:
+    def snippet(self, who: Identity, payload: Any, piece: bool = False) -> Reply:
+        """Take a transcript snippet. A `piece` (an interim result in pieces of its own words, from a transcript
+        source) is joined with the utterance's pieces before it, kept in the conversation's state so that every
+        worker joins the same: the joined words are what is analysed and shown."""
         started = time.perf_counter()
         data = validate("transcript.snippet", payload, self.max_text_chars)
         cid, sid, text, final = data["conversation_id"], data["snippet_id"], data["text"], data["final"]
-        self.store.require(who.tenant, cid)  # unknown conversations fail before any model work
-        if data["speaker"] == "agent":
-            reply = self._agent_snippet(who, cid, sid, text, final)
+        piece_text = text if piece and not final else None
+        if piece_text is not None:  # joined here for the model; the change joins again with the state it commits
+            kept = self._open(who, self.store.get(who.tenant, cid)).pieces.get(sid, "")
+            text = engine.joined(kept, piece_text, self.max_text_chars)
         else:
-            reply = self._customer_snippet(who, cid, sid, text, final)
+            self.store.require(who.tenant, cid)  # unknown conversations fail before any model work
+        if data["speaker"] == "agent":
+            reply = self._agent_snippet(who, cid, sid, text, final, piece_text)
+        else:
+            reply = self._customer_snippet(who, cid, sid, text, final, piece_text)
         self.metrics.snippets.labels(data["speaker"]).inc()
         self.metrics.latency.observe(time.perf_counter() - started)
         return reply
 
-    def _customer_snippet(self, who: Identity, cid: str, sid: str, text: str, final: bool) -> Reply:
+    def _customer_snippet(self, who: Identity, cid: str, sid: str, text: str, final: bool,
+                          piece: str | None = None) -> Reply:
         analysis = self.detector.analyse(text, explain=final) if text.strip() else None
         cues = [CueSeen(h.cue, h.score, h.spans) for h in analysis.cues] if analysis else []
         emotions = dict(analysis.emotions) if analysis else {}
@@ -209,6 +218,8 @@ class CopilotService:
 
         def change(conv: Conversation):
             self._open(who, conv)
+            if piece is not None:
+                engine.take_piece(conv, sid, piece, self.max_text_chars, self.transcript != "none")
             out = engine.on_customer(conv, sid, text, final, cues, emotions, now, self.cooldown_s)
             push = None
             if out.suggest_stage and analysis is not None:
@@ -240,12 +251,15 @@ class CopilotService:
             reply.then.append(partial(self._quietly, "usage count", partial(self._count_shown, who.tenant, where, push)))
         return reply
 
-    def _agent_snippet(self, who: Identity, cid: str, sid: str, text: str, final: bool) -> Reply:
+    def _agent_snippet(self, who: Identity, cid: str, sid: str, text: str, final: bool,
+                       piece: str | None = None) -> Reply:
         now = time.time()
         rules = self.floor_rules(who.tenant) if final else None
 
         def change(conv: Conversation):
             self._open(who, conv)
+            if piece is not None:
+                engine.take_piece(conv, sid, piece, self.max_text_chars, self.transcript != "none")
             out = engine.on_agent(conv, sid, text, final, now, keep_words=self.transcript != "none")
             events = []
             if final and not out.duplicate:

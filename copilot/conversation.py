@@ -35,6 +35,7 @@ MAX_SHOWN = 500  # phrasings remembered as shown (past it the oldest may come ba
 MAX_TRANSFERS = 20
 MAX_AGENTS = 20  # agents a conversation was transferred to, besides the one who started it
 MAX_ACKS = 200  # acknowledgments timed for the scorecard (past it the oldest go: only a marathon gets there)
+MAX_PIECES = 20  # utterances whose pieces so far are kept until their final (a source that sends pieces: Contact Lens)
 EVIDENCE_WORDS = 6  # words kept either side of a behaviour's words, for the scorecard
 MAX_BEHAVIOUR_EVIDENCE = 120  # characters
 WORD = re.compile(r"\S+")
@@ -107,6 +108,7 @@ class Conversation:
     flags: list[str] = field(default_factory=list)  # one-shot facts: "crisis_suggested", "escalation_handoff"
     timeline: list[dict[str, Any]] = field(default_factory=list)
     seen: dict[str, bool] = field(default_factory=dict)  # snippet id -> final
+    pieces: dict[str, str] = field(default_factory=dict)  # snippet id -> its pieces so far, until its final
     experiment: list[str] | None = None  # [experiment id, variant]
     guidance: bool = True
     transfers: list[str] = field(default_factory=list)
@@ -262,10 +264,43 @@ def _remember_snippet(conv: Conversation, snippet_id: str, final: bool) -> bool:
     if conv.seen.get(snippet_id):
         return False
     conv.seen[snippet_id] = conv.seen.get(snippet_id, False) or final
+    if final:
+        conv.pieces.pop(snippet_id, None)
     if len(conv.seen) > MAX_SEEN:
         for old in list(conv.seen)[: len(conv.seen) - MAX_SEEN]:
             conv.seen.pop(old)
     return True
+
+
+def joined(before: str, piece: str, max_chars: int) -> str:
+    """An utterance's words so far followed by its next piece, at most max_chars (the latest words kept); a piece
+    delivered again (a source's retry) is not added twice."""
+    before, piece = before.strip(), piece.strip()
+    if not before or before == piece or before.endswith(" " + piece):
+        text = before or piece
+    else:
+        text = f"{before} {piece}"
+    if len(text) > max_chars:
+        text = text[-max_chars:]
+        text = text.split(" ", 1)[1] if " " in text[1:] else text  # not half a word at the start
+    return text
+
+
+def take_piece(conv: Conversation, snippet_id: str, piece: str, max_chars: int, keep: bool = True) -> str:
+    """The utterance so far with this piece of it, kept for its next piece (the newest MAX_PIECES utterances);
+    the piece alone, keeping nothing, once the utterance's final was taken (the piece is then a duplicate). The
+    state keeps the words redacted with every digit run masked, as cue evidence is (a card number read out over
+    several pieces is never whole in it), and none without consent or with `keep` false (COPILOT_TRANSCRIPT=none):
+    then each piece is shown alone."""
+    if conv.seen.get(snippet_id):
+        return piece
+    text = joined(conv.pieces.pop(snippet_id, ""), piece, max_chars)
+    if not (keep and conv.consent):
+        return text
+    conv.pieces[snippet_id] = mask_evidence(text)
+    for stale in list(conv.pieces)[: max(0, len(conv.pieces) - MAX_PIECES)]:
+        conv.pieces.pop(stale)  # an utterance whose final never came
+    return text
 
 
 def _admit(conv: Conversation, snippet_id: str, final: bool) -> Outcome:
@@ -561,6 +596,7 @@ def end(conv: Conversation, now: float) -> bool:
     if conv.ended_at is not None:
         return False
     conv.ended_at = now
+    conv.pieces.clear()  # words of turns that never got their final are kept no longer than the call
     return True
 
 

@@ -183,6 +183,8 @@ def source_paths(answer: dict) -> dict:
                                                                       "per side)"),
         query("channels", {"type": "string"}, "the speaker of each channel or track, in order (default "
                                               "customer,agent)"),
+        query("session", {"type": "string", "maxLength": 128}, "the session of a stream whose utterance numbers "
+                                                               "restart each session (AssemblyAI: its Begin id)"),
         query("start", {"type": "boolean"}, "false: never start a conversation (default true: start it on its "
                                             "first utterance)"),
         query("agent", {"type": "string", "maxLength": 64}, "the agent of a conversation it starts (default "

@@ -5,6 +5,9 @@ streams to analyze voice contacts").
 STARTED events are ignored, SEGMENTS events carry `Utterance` segments (pieces of a turn, `PartialContent`, tied to
 their turn by `TranscriptId`) and `Transcript` segments (the turn, `Content`, its `Id`); COMPLETED or FAILED end
 the contact. Categories, PostContactSummary and the other segments are ignored. ContactId is the conversation.
+A turn's pieces in one body are joined here; the pieces of a later body are marked `piece` and joined with the
+earlier ones by the service, in the conversation's state (so on every worker). A relay Lambda's whole Kinesis
+event, `{"Records": [{"kinesis": {"data": ...}}]}`, is read record by record.
 """
 from __future__ import annotations
 
@@ -30,7 +33,9 @@ ENDS = ("COMPLETED", "FAILED")
 
 def batch(payload: Any, options: Options) -> Batch:
     """The utterances of one segment-stream event or a list of them; a Kinesis record's `Data` (base64) or an
-    EventBridge envelope's `detail` is read for the event it wraps."""
+    EventBridge envelope's `detail` is read for the event it wraps, a Lambda event's `Records` each as a message."""
+    if isinstance(payload, dict) and isinstance(payload.get("Records"), list):
+        payload = payload["Records"]  # AWS Lambda's Kinesis event, as a relay function got it
     pieces: dict[tuple[str, str], dict[Any, tuple[float, str]]] = {}  # each turn's Utterance pieces in this body
 
     def read(event: dict, options: Options) -> Read:
@@ -70,13 +75,14 @@ def batch(payload: Any, options: Options) -> Batch:
 
     def so_far(options: Options, contact: Any, piece: dict, speaker: str) -> Utterance:
         """A turn as far as this body has it: each Utterance piece carries only its own words, so the pieces of
-        one TranscriptId are joined in the order of their offsets."""
+        one TranscriptId are joined in the order of their offsets (and with those of earlier bodies by the
+        service: a piece)."""
         one = utterance(options, contact, (piece.get("TranscriptId"),), speaker, piece.get("PartialContent"), False,
                         piece.get("BeginOffsetMillis"), piece.get("EndOffsetMillis"))
         turn = pieces.setdefault((one.conversation_id, one.utterance_id), {})
         turn[piece.get("Id") or len(turn)] = (one.start_ms or 0.0, one.text)
         ordered = sorted(turn.values(), key=lambda p: p[0])
         text = " ".join(words.strip() for _, words in ordered if words.strip())
-        return replace(one, text=text, start_ms=ordered[0][0] if one.start_ms is not None else None)
+        return replace(one, text=text, start_ms=ordered[0][0] if one.start_ms is not None else None, piece=True)
 
     return read_messages(payload, options, read)

@@ -52,6 +52,9 @@ class Utterance:
     start_ms: float | None = None  # offsets from the start of the call, when the source gives them
     end_ms: float | None = None
     start: Start | None = None  # None: never start; an unknown conversation is unknown_conversation
+    # a piece of an interim result with only its own words (Contact Lens): the service joins it with the pieces of
+    # that utterance taken before, which the conversation keeps until its final result
+    piece: bool = False
 
     def snippet(self) -> dict[str, Any]:
         """The transcript.snippet payload of this utterance."""

@@ -6,7 +6,9 @@ NEW_MESSAGE is a final utterance: its `participantRole` END_USER is the customer
 AUTOMATED_AGENT (a virtual agent) ignored; its id is the message's own. NEW_RECOGNITION_RESULT (a partial or final
 speech result) names neither its participant nor an id that ties it to the message it becomes, and the final
 words arrive as NEW_MESSAGE: it is ignored. CONVERSATION_FINISHED ends the conversation; the conversation id is
-the last segment of `conversation` (projects/<p>/locations/<l>/conversations/<id>).
+the last segment of `conversation` (projects/<p>/locations/<l>/conversations/<id>). Other event types, and any
+added later, are ignored. The profile's notification config must set `message_format: JSON`: its default
+(MESSAGE_FORMAT_UNSPECIFIED) publishes serialized protos, which are refused.
 """
 from __future__ import annotations
 
@@ -38,12 +40,17 @@ def batch(payload: Any, options: Options) -> Batch:
 def read(event: dict, options: Options) -> Read:
     """One event."""
     if "message" in event:  # the Pub/Sub push envelope
-        event = base64_json(event["message"].get("data"))
+        try:
+            event = base64_json(event["message"].get("data"))
+        except InvalidPayload:
+            raise InvalidPayload("the Pub/Sub message data is not base64 of a JSON ConversationEvent: set the "
+                                 "conversation profile's notification config to message_format JSON (the default "
+                                 "sends protos)") from None
         if not isinstance(event, dict):
             raise InvalidPayload("a Pub/Sub message must hold one ConversationEvent")
     kind = event.get("type")
-    if kind not in TYPES:
-        raise InvalidPayload(f"type must be one of {', '.join(TYPES)}")
+    if not isinstance(kind, str):
+        raise InvalidPayload(f"an event names its type ({', '.join(TYPES)})")
     if kind == "CONVERSATION_FINISHED":
         return Read(ended=[conversation_of(event)])
     if kind != "NEW_MESSAGE":

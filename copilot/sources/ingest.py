@@ -88,7 +88,7 @@ class Ingest:
         """One utterance through the service, its conversation started first when it is not running and the
         source says how (another worker starting it at the same time is fine)."""
         try:
-            reply = self.service.snippet(who, u.snippet())
+            reply = self.service.snippet(who, u.snippet(), piece=u.piece)
         except UnknownConversation:
             if u.start is None:
                 raise
@@ -97,7 +97,7 @@ class Ingest:
                 started.append(u.conversation_id)
             except ConversationExists:
                 pass
-            reply = self.service.snippet(who, u.snippet())
+            reply = self.service.snippet(who, u.snippet(), piece=u.piece)
         return self.deliver(reply)
 
     def _end(self, who: Identity, cid: str, position: int, held: set[str], answer: dict[str, Any]) -> None:

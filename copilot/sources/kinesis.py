@@ -33,7 +33,8 @@ RESEND_CODES = frozenset({"rate_limited", "store_unavailable"})
 # Kinesis answers that mean "later", as opposed to a stream or a permission that is not there
 KINESIS_LATER = frozenset({"ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException",
                            "KMSThrottlingException", "InternalFailure", "ServiceUnavailable",
-                           "ResourceInUseException"})  # the last: a stream still being created or resharded
+                           "ResourceInUseException",  # a stream still being created or resharded
+                           "ExpiredNextTokenException"})  # a list_shards page token lives 300 s: list again
 
 
 class Stop(Exception):

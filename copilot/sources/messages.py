@@ -23,6 +23,7 @@ class Options:
     speaker: str = ""  # single-speaker streams (AssemblyAI, Transcribe without channels): ?speaker=customer
     channels: tuple[str, ...] = ("customer", "agent")  # channel/track index -> speaker (?channels=agent,customer)
     start: Start | None = field(default_factory=Start)  # ?start=false -> None; ?agent=amy&queue=billing fill it
+    session: str = ""  # a stream whose utterance numbers restart in each session names the session (AssemblyAI)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ SOURCES: dict[str, Callable[[Any, Options], Batch]] = {
     "contact-lens": contact_lens.batch, "twilio": twilio.batch, "deepgram": deepgram.batch,
     "assemblyai": assemblyai.batch, "transcribe": transcribe.batch, "google": google.batch}
 START_OPTIONS = ("agent", "channel", "queue", "customer_ref", "locale", "consent")
-OPTIONS = ("conversation_id", "speaker", "channels", "start", *START_OPTIONS)
+OPTIONS = ("conversation_id", "speaker", "channels", "session", "start", *START_OPTIONS)
 MAX_CHANNELS = 8
 TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
@@ -37,7 +37,11 @@ def options_from(args: Mapping[str, str]) -> Options:
     channels = tuple(c.strip() for c in (args.get("channels") or "customer,agent").split(","))
     if not 0 < len(channels) <= MAX_CHANNELS or any(c not in SPEAKERS for c in channels):
         raise InvalidPayload(f"channels must list a speaker ({', '.join(SPEAKERS)}) for each channel, in order")
-    return Options(conversation_id=conversation_id, speaker=speaker, channels=channels, start=start_from(args))
+    session = args.get("session") or ""
+    if session:
+        check("session", Field("id"), session, 0)
+    return Options(conversation_id=conversation_id, speaker=speaker, channels=channels, start=start_from(args),
+                   session=session)
 
 
 def start_from(args: Mapping[str, str]) -> Start | None:

@@ -3,7 +3,8 @@ of `<Start><Transcription>` (Twilio docs, "TwiML Voice: <Transcription>"), and T
 (Twilio docs, "Webhooks security"; the algorithm of twilio-python's RequestValidator).
 
 `transcription-content` with `Final=true` is a final utterance: CallSid is the conversation, Track the speaker
-(inbound_track, the caller, is ?channels='s first: customer; outbound_track the second: agent), SequenceId its id.
+(inbound_track, the caller, is ?channels='s first: customer; outbound_track the second: agent), SequenceId its
+number within the transcription (TranscriptionSid, so a transcription restarted on the call starts new ids).
 A partial result carries no id that ties it to its final one, so partials are ignored (set partialResults=false
 to save the callbacks). `transcription-stopped` ends the call; started and error events are ignored.
 """
@@ -61,7 +62,8 @@ def read(fields: dict, options: Options) -> Read:
     if not isinstance(data, dict):
         raise InvalidPayload("TranscriptionData must be a JSON object")
     call = fields.get("CallSid")
-    return Read(utterances=[utterance(options, call, (call, track, fields.get("SequenceId")),
+    transcription = fields.get("TranscriptionSid") or call  # SequenceId counts within one transcription
+    return Read(utterances=[utterance(options, call, (transcription, track, fields.get("SequenceId")),
                                       channel_speaker(options, TRACKS[track]), data.get("transcript"), True)])
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from copilot import conversation as engine
 from copilot.conversation import Conversation
 from copilot.conversation_store import STATE_TTL_S, MemoryConversationStore, RedisConversationStore, redis_policy
 from copilot.errors import ConversationExists, StoreUnavailable, TooManyConversations, UnknownConversation
@@ -57,6 +58,14 @@ def test_get_returns_a_copy(store):
     store.create(conversation(), [])
     store.get("acme", "c1").counts["frustration"] = 5
     assert store.get("acme", "c1").counts == {}
+
+
+def test_an_utterance_s_pieces_so_far_are_kept_with_the_state(store):
+    store.create(conversation(), [])
+    store.update("acme", "c1", lambda c: (engine.take_piece(c, "u1", "a charge", 4000), []))
+    assert store.update("acme", "c1", lambda c: (engine.take_piece(c, "u1", "on my bill", 4000), [])) == \
+        "a charge on my bill"
+    assert store.get("acme", "c1").pieces == {"u1": "a charge on my bill"}
 
 
 def test_another_tenant_and_unknown_ids_are_unknown(store):

@@ -338,3 +338,32 @@ def test_metrics_count_each_source_s_utterances_by_result(deployment, clients, s
     delta = {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key, 0)}
     assert delta == {("transcripts", "accepted"): 1, ("transcripts", "duplicate"): 2,
                      ("transcripts", "text_too_long"): 1}
+
+
+def lens_segment(cid, segment):
+    """One Contact Lens SEGMENTS event with one segment, as its own request (one Kinesis batch, one webhook)."""
+    return {"Version": "1.0.0", "Channel": "VOICE", "ContactId": cid, "EventType": "SEGMENTS", "Segments": [segment]}
+
+
+def test_a_turn_s_pieces_posted_in_separate_requests_show_the_sidebar_the_turn_so_far_on_any_worker(
+        deployment, clients):
+    agent = clients(deployment.servers[0].url)
+    cid = unique("pieces")
+    start(agent, cid)
+    words = ["This is the third time I've called", "and I'm absolutely furious about this bill"]
+    pieces = [{"Utterance": {"Id": f"p{n}", "TranscriptId": "turn-1", "ParticipantRole": "CUSTOMER",
+                             "PartialContent": text, "BeginOffsetMillis": 1000 * n, "EndOffsetMillis": 1000 * n + 900}}
+              for n, text in enumerate(words)]
+    final = {"Transcript": {"Id": "turn-1", "ParticipantRole": "CUSTOMER", "Content": " ".join(words) + ".",
+                            "BeginOffsetMillis": 0, "EndOffsetMillis": 1900}}
+    for server, segment in zip(deployment.servers * 3, pieces + [final]):  # with two workers, each takes some
+        answer = requests.post(f"{server.url}/api/v1/sources/contact-lens", json=lens_segment(cid, segment),
+                               headers=bearer(), timeout=30).json()
+        assert answer["ok"] and answer["accepted"] == 1, answer
+    highlights = settled(agent, cid, 2)
+    interim = [h["text"] for h in highlights if not h["final"]]
+    assert interim[-1] == " ".join(words)  # the turn so far, not the second piece alone
+    assert [h["text"] for h in highlights if h["final"]] == [" ".join(words) + "."]
+    late = requests.post(f"{deployment.servers[-1].url}/api/v1/sources/contact-lens",
+                         json=lens_segment(cid, pieces[1]), headers=bearer(), timeout=30).json()
+    assert (late["accepted"], late["duplicates"]) == (0, 1)  # a piece after its final shows nothing

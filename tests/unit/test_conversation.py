@@ -386,3 +386,38 @@ def test_an_ended_or_claimed_conversation_cannot_be_claimed():
 
 def test_an_integration_may_act_on_any_conversation_of_its_tenant():
     assert conv().open_to("crm", "integration")
+
+
+def test_an_utterance_s_pieces_join_until_its_final_which_clears_them():
+    c = conv()
+    assert engine.take_piece(c, "u1", "a charge", 4000) == "a charge"
+    assert engine.take_piece(c, "u1", "on my bill", 4000) == "a charge on my bill"
+    assert engine.take_piece(c, "u1", "on my bill", 4000) == "a charge on my bill"  # a source's retry: once
+    assert Conversation.from_dict(c.as_dict()) == c and c.pieces == {"u1": "a charge on my bill"}
+    customer(c, "u1", text="A charge on my bill.")
+    assert c.pieces == {}
+    assert engine.take_piece(c, "u1", "late piece", 4000) == "late piece" and c.pieces == {}
+
+
+def test_pieces_stay_bounded_in_length_and_in_open_utterances_and_go_at_the_end():
+    c = conv()
+    text = ""
+    for n in range(50):
+        text = engine.take_piece(c, "long", f"word{n:02d} again", 40)
+    assert len(text) <= 40 and text.endswith("word49 again") and text.startswith("word")
+    for n in range(engine.MAX_PIECES + 5):
+        engine.take_piece(c, f"u{n}", "hello", 4000)
+    assert len(c.pieces) == engine.MAX_PIECES and f"u{engine.MAX_PIECES + 4}" in c.pieces
+    engine.end(c, 1.0)
+    assert c.pieces == {}
+
+
+def test_pieces_are_kept_redacted_with_digit_runs_masked_and_not_at_all_without_consent():
+    conv = Conversation(id="c-p", tenant="t", agent="a", channel="voice")
+    assert engine.take_piece(conv, "u1", "my card is 4111 1111", 4000) == "my card is 4111 1111"
+    assert "4111" not in conv.pieces["u1"] and "1111" not in conv.pieces["u1"]
+    quiet = Conversation(id="c-q", tenant="t", agent="a", channel="voice", consent=False)
+    assert engine.take_piece(quiet, "u1", "my card is 4111", 4000) == "my card is 4111"
+    assert quiet.pieces == {}
+    assert engine.take_piece(conv, "u2", "call me on 07700 900123", 4000, keep=False) == "call me on 07700 900123"
+    assert "u2" not in conv.pieces

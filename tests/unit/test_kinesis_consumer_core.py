@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from botocore.exceptions import ClientError
 
 from copilot.sources.kinesis import (
     EXIT_REFUSED,
@@ -147,6 +148,31 @@ def test_server_errors_and_a_busy_answer_are_retried_and_the_checkpoint_waits_fo
     consume(kinesis, relay, tmp_path / "cp.json")
     assert relay.posts == [["a", "b"]] * 5  # the same batch until it was taken, nothing skipped
     assert Checkpoints.load(tmp_path / "cp.json", "calls").sequences == {"s": "2"}
+
+
+class PagedKinesis(FakeKinesis):
+    """ListShards one shard a page; the first second page asked for answers that its NextToken has expired."""
+
+    def __init__(self, shards: dict[str, dict]) -> None:
+        super().__init__(shards)
+        self.calls: list[dict] = []
+
+    def list_shards(self, **params) -> dict:
+        self.calls.append(params)
+        listed = super().list_shards()["Shards"]
+        page = int(params.get("NextToken", "0"))
+        if page and sum("NextToken" in c for c in self.calls) == 1:
+            raise ClientError({"Error": {"Code": "ExpiredNextTokenException", "Message": "expired"}}, "ListShards")
+        more = {"NextToken": str(page + 1)} if page + 1 < len(listed) else {}
+        return {"Shards": listed[page:page + 1], **more}
+
+
+def test_an_expired_list_shards_page_token_lists_again_from_the_first_page(tmp_path):
+    kinesis = PagedKinesis({"a": {"records": ["a1"]}, "b": {"records": ["b1"]}})
+    relay = FakeRelay()
+    _, code = consume(kinesis, relay, tmp_path / "cp.json")
+    assert code == 0 and sorted(posted(relay)) == ["a1", "b1"]
+    assert kinesis.calls[:3] == [{"StreamName": "calls"}, {"NextToken": "1"}, {"StreamName": "calls"}]
 
 
 def test_a_batch_the_server_cannot_read_is_halved_until_only_the_unreadable_record_is_left(tmp_path, caplog):
