@@ -172,7 +172,7 @@ class CopilotService:
             self.store.create(conv, [self._event(conv, "conversation.start", consent=conv.consent,
                                                  experiment=conv.experiment)])
         except ConversationExists:
-            claimed = self._claim(who, self.store.get(who.tenant, conv.id))
+            claimed = self._claim(who, self.store.get(who.tenant, conv.id), conv)
             if claimed is None:
                 raise
             existing, board = claimed
@@ -373,17 +373,20 @@ class CopilotService:
         raised_at, board = self.store.update(who.tenant, data["conversation_id"], change)
         return Reply({"ok": True, "raised_at": raised_at}, room(who.tenant, data["conversation_id"]), board=board)
 
-    def _claim(self, who: Identity, conv: Conversation) -> tuple[Conversation, BoardChange | None] | None:
+    def _claim(self, who: Identity, conv: Conversation, started: Conversation | None = None
+               ) -> tuple[Conversation, BoardChange | None] | None:
         """An agent's claim of a running conversation a source started unclaimed: it becomes theirs (logged as
-        conversation.claim, shown on the floor); None when it is not unclaimed, or who is no agent."""
+        conversation.claim, shown on the floor), with what their start says (`started`: consent withdrawn, a queue
+        or customer reference); None when it is not unclaimed, or who is no agent."""
         if who.role != "agent" or not engine.claimable(conv):
             return None
         now = time.time()
+        said = started or Conversation(id=conv.id, tenant=conv.tenant, agent=who.agent, channel=conv.channel)
 
         def change(c: Conversation):
-            if not engine.claim(c, who.agent):  # claimed meanwhile: by another agent, or by this one elsewhere
-                return ((c, None) if c.agent == who.agent else None), []
-            events = [self._event(c, "conversation.claim")]
+            if not engine.claim(c, who.agent, said.consent, said.queue, said.customer_ref):
+                return ((c, None) if c.agent == who.agent else None), []  # claimed meanwhile, here or elsewhere
+            events = [self._event(c, "conversation.claim", consent=c.consent)]
             return (c, self._board(c, now, events)), events
 
         return self.store.update(who.tenant, conv.id, change)

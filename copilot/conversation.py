@@ -266,9 +266,12 @@ def _remember_snippet(conv: Conversation, snippet_id: str, final: bool) -> bool:
     conv.seen[snippet_id] = conv.seen.get(snippet_id, False) or final
     if final:
         conv.pieces.pop(snippet_id, None)
-    if len(conv.seen) > MAX_SEEN:
-        for old in list(conv.seen)[: len(conv.seen) - MAX_SEEN]:
-            conv.seen.pop(old)
+    over = len(conv.seen) - MAX_SEEN
+    if over > 0:  # forget ids that never had a final first: a final's id is what keeps a resend from counting twice
+        drop = [old for old, was_final in conv.seen.items() if not was_final][:over]
+        drop += list(conv.seen)[: over - len(drop)] if over > len(drop) else []
+        for old in drop:
+            conv.seen.pop(old, None)
     return True
 
 
@@ -304,8 +307,12 @@ def take_piece(conv: Conversation, snippet_id: str, piece: str, max_chars: int, 
 
 
 def _admit(conv: Conversation, snippet_id: str, final: bool) -> Outcome:
-    """Refuse snippets of an ended conversation; mark a final snippet seen before as a duplicate."""
+    """Refuse snippets of an ended conversation, except one whose final was taken before (a source resending a
+    batch whose answer it lost), which is a duplicate as it would have been before the end; mark a final
+    snippet seen before as a duplicate."""
     if conv.ended_at is not None:
+        if conv.seen.get(snippet_id):
+            return Outcome(duplicate=True)
         raise InvalidSnippet("the conversation has ended")
     return Outcome(duplicate=not _remember_snippet(conv, snippet_id, final))
 
@@ -605,11 +612,16 @@ def claimable(conv: Conversation) -> bool:
     return conv.agent == "" and conv.ended_at is None
 
 
-def claim(conv: Conversation, agent: str) -> bool:
-    """Make an unclaimed running conversation this agent's; False when it is not (another agent got there first)."""
+def claim(conv: Conversation, agent: str, consent: bool = True, queue: str = "", customer_ref: str = "") -> bool:
+    """Make an unclaimed running conversation this agent's; False when it is not (another agent got there first).
+    What the agent's start says joins what the source said: consent can only be withdrawn, and a queue or
+    customer reference fills one the source left empty (the customer's reference is what erasure finds)."""
     if not claimable(conv):
         return False
     conv.agent = agent
+    conv.consent = conv.consent and consent
+    conv.queue = conv.queue or queue
+    conv.customer_ref = conv.customer_ref or customer_ref
     return True
 
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 STATE_TTL_S = 24 * 3600
+MAX_FORGOTTEN = 50_000  # ended conversation ids the embedded store remembers after forgetting their state
 INDEX_REFRESH_S = 3600  # how stale a live conversation's score in the Redis index may get
 INDEXED = "indexed_at"  # stored beside the conversation's fields in Redis: when its index score was set
 
@@ -44,6 +45,7 @@ class ConversationStore(Protocol):
     def create(self, conv: Conversation, events: list[dict]) -> None: ...
     def get(self, tenant: str, conversation_id: str) -> Conversation: ...
     def require(self, tenant: str, conversation_id: str) -> None: ...
+    def ended_lately(self, tenant: str, conversation_id: str) -> bool: ...
     def update(self, tenant: str, conversation_id: str, change: Update) -> T: ...
     def events(self, limit: int = 100_000, tenant: str | None = None) -> list[dict]: ...
     def live_conversations(self, tenant: str, off_loop: Callable[..., Any] = ...) -> list[Conversation]: ...
@@ -84,6 +86,9 @@ class MemoryConversationStore:
         self.locks: dict[tuple[str, str], threading.Lock] = {}
         self.lock = threading.Lock()  # guards items, live, ended and locks; per-conversation locks guard changes
         self.max_ended, self.keep_ended_s = max_ended, keep_ended_s
+        # ids of ended conversations already forgotten (tenant, id) -> ended_at, for a day: a transcript source
+        # resending a finished call must not start it again (the Redis store keeps the state itself that long)
+        self.forgotten: OrderedDict[tuple[str, str], float] = OrderedDict()
         self.max_live, self.idle_s = max_live, idle_s
         self.swept_at = time.time()
 
@@ -101,6 +106,7 @@ class MemoryConversationStore:
                 raise too_many(conv.tenant, self.max_live)
             data = pickle.dumps(conv)
             self._log(events)
+            self.forgotten.pop(key, None)
             self.items[key] = data
             self.locks.setdefault(key, threading.Lock())
             self._place(key, conv.ended_at, now)
@@ -109,6 +115,12 @@ class MemoryConversationStore:
         """Raise UnknownConversation unless the conversation exists (cheap: no copy)."""
         if (tenant, conversation_id) not in self.items:
             raise unknown(conversation_id)
+
+    def ended_lately(self, tenant: str, conversation_id: str) -> bool:
+        """Whether a conversation of this id ended within the last day, though its state has been forgotten."""
+        with self.lock:
+            ended_at = self.forgotten.get((tenant, conversation_id))
+        return ended_at is not None and time.time() - ended_at < STATE_TTL_S
 
     def get(self, tenant: str, conversation_id: str) -> Conversation:
         stored = self.items.get((tenant, conversation_id))
@@ -172,11 +184,17 @@ class MemoryConversationStore:
         if key not in self.ended:
             self.ended[key] = ended_at
             while len(self.ended) > self.max_ended:
-                self._drop(self.ended.popitem(last=False)[0])
+                self._drop(*self.ended.popitem(last=False))
 
-    def _drop(self, key: tuple[str, str]) -> None:
+    def _drop(self, key: tuple[str, str], ended_at: float | None = None) -> None:
         self.items.pop(key, None)
         self.locks.pop(key, None)
+        if ended_at is not None:
+            self.forgotten.pop(key, None)
+            self.forgotten[key] = ended_at
+            while len(self.forgotten) > MAX_FORGOTTEN or (
+                    self.forgotten and next(iter(self.forgotten.values())) < ended_at - STATE_TTL_S):
+                self.forgotten.popitem(last=False)
 
     def _expire_idle(self, tenant: str, now: float) -> None:
         """Drop the tenant's live conversations unchanged for idle_s (as Redis lets their state expire)."""
@@ -199,7 +217,7 @@ class MemoryConversationStore:
             if now - ended_at <= self.keep_ended_s:
                 break
             del self.ended[key]
-            self._drop(key)
+            self._drop(key, ended_at)
         for tenant in list(self.live):
             self._expire_idle(tenant, now)
 
@@ -258,6 +276,11 @@ class RedisConversationStore:
                         continue
         except self.errors as error:
             raise self._unavailable(error) from None
+
+    def ended_lately(self, tenant: str, conversation_id: str) -> bool:
+        """Never forgotten before it is a day old: an ended conversation's state stays as long as any (its key's
+        expiry), and a source's resend finds it ended."""
+        return False
 
     def require(self, tenant: str, conversation_id: str) -> None:
         """Raise UnknownConversation unless the conversation exists (one EXISTS round trip)."""

@@ -8,9 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 from copilot.assist import CopilotService, Reply
-from copilot.errors import ConversationExists, CopilotError, RateLimited, UnknownConversation
+from copilot.errors import ConversationExists, CopilotError, InvalidSnippet, RateLimited, UnknownConversation
 from copilot.security import Identity
 from copilot.sources.contract import Batch, Utterance, in_order, parse_batch
+
+# what a source should send again: the utterance may land then (the Kinesis consumer resends these)
+RESEND = frozenset({"rate_limited", "store_unavailable", "internal_error"})
 
 
 class Ingest:
@@ -28,22 +31,25 @@ class Ingest:
     def apply(self, who: Identity, batch: Batch, source: str = "transcripts") -> dict[str, Any]:
         """Apply the batch's utterances in order, then its ends; a refused or failed utterance is an error of its
         own and the rest carry on. Once the tenant's rate is spent, the rest are rate_limited (retry them: their
-        ids make a repeat harmless), and so are the ends of their conversations."""
+        ids make a repeat harmless). A conversation with an utterance that failed for a while (rate_limited,
+        store_unavailable, internal_error: a resend may land it) is not ended, so that the resend finds it open."""
         index = {id(u): batch.position(n) for n, u in enumerate(batch.utterances)}
         applied = in_order(batch.utterances)
         replaced, repeats = self._dropped(batch.utterances, applied)
         answer: dict[str, Any] = {"ok": True, "accepted": 0, "duplicates": repeats, "started": [], "ended": [],
                                   "ignored": batch.ignored, "errors": list(batch.refused)}
-        held: set[str] = set()  # conversations with utterances refused for the rate: not ended yet
+        held: dict[str, str] = {}  # conversation -> the code of an utterance of it to resend: not ended yet
+        spent = False  # the tenant's rate ran out: the rest of the batch is rate_limited
         for u in applied:
             try:
-                if held:
+                if spent:
                     raise RateLimited("the tenant's rate was spent earlier in this batch; retry this utterance")
                 self.admit(who.tenant)
                 ack = self._snippet(who, u, answer["started"])
             except CopilotError as error:
-                if isinstance(error, RateLimited):
-                    held.add(u.conversation_id)
+                spent = spent or isinstance(error, RateLimited)
+                if error.code in RESEND:
+                    held.setdefault(u.conversation_id, error.code)
                 answer["errors"].append({"index": index[id(u)], "utterance_id": u.utterance_id,
                                          "conversation_id": u.conversation_id, "code": error.code,
                                          "message": str(error)})
@@ -92,6 +98,9 @@ class Ingest:
         except UnknownConversation:
             if u.start is None:
                 raise
+            if self.service.store.ended_lately(who.tenant, u.conversation_id):
+                raise InvalidSnippet("the conversation has ended (a finished call sent again is not started "
+                                     "again)") from None
             try:
                 self.deliver(self.service.start(who, u.start.payload(u.conversation_id), agent=u.start.agent))
                 started.append(u.conversation_id)
@@ -100,13 +109,13 @@ class Ingest:
             reply = self.service.snippet(who, u.snippet(), piece=u.piece)
         return self.deliver(reply)
 
-    def _end(self, who: Identity, cid: str, position: int, held: set[str], answer: dict[str, Any]) -> None:
+    def _end(self, who: Identity, cid: str, position: int, held: dict[str, str], answer: dict[str, Any]) -> None:
         """End a conversation the source says has ended; an unknown or ended one is no error (sources repeat
         their end events)."""
         if cid in held:
-            answer["errors"].append({"end": position, "conversation_id": cid, "code": RateLimited.code,
-                                     "message": "not ended: utterances of it were rate_limited; retry them, then "
-                                                "the end"})
+            answer["errors"].append({"end": position, "conversation_id": cid, "code": held[cid],
+                                     "message": f"not ended: utterances of it were {held[cid]}; send them again, "
+                                                "then the end"})
             return
         try:
             if self.service.store.get(who.tenant, cid).ended_at is not None:

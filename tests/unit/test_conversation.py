@@ -421,3 +421,15 @@ def test_pieces_are_kept_redacted_with_digit_runs_masked_and_not_at_all_without_
     assert quiet.pieces == {}
     assert engine.take_piece(conv, "u2", "call me on 07700 900123", 4000, keep=False) == "call me on 07700 900123"
     assert "u2" not in conv.pieces
+
+
+def test_a_final_id_outlives_two_thousand_later_interim_ids_so_its_resend_stays_a_duplicate():
+    conv = Conversation(id="c-s", tenant="t", agent="a", channel="voice")
+    assert engine._remember_snippet(conv, "first", True)
+    for n in range(engine.MAX_SEEN + 500):
+        engine._remember_snippet(conv, f"interim-{n}", False)
+    assert len(conv.seen) == engine.MAX_SEEN
+    assert not engine._remember_snippet(conv, "first", True)
+    for n in range(engine.MAX_SEEN):
+        engine._remember_snippet(conv, f"final-{n}", True)
+    assert engine._remember_snippet(conv, "first", True) and len(conv.seen) == engine.MAX_SEEN  # finals: the newest
