@@ -149,7 +149,8 @@ def sources_paths() -> dict:
     batch = {"oneOf": [
         {"type": "object", "additionalProperties": False, "properties": {
             "start": start, "utterances": {"type": "array", "maxItems": MAX_UTTERANCES, "items": utterance},
-            "end": {"type": "array", "items": {"type": "string"}, "description": "conversations that have ended"}}},
+            "end": {"type": "array", "maxItems": MAX_UTTERANCES, "items": {"type": "string"},
+                    "description": "conversations that have ended"}}},
         {"type": "array", "maxItems": MAX_UTTERANCES, "items": utterance}]}
     answer = {"type": "object", "properties": {
         "ok": {"type": "boolean", "description": "false when any utterance or end has an error"},

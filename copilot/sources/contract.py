@@ -112,9 +112,13 @@ def offset(name: str, value: Any) -> float | None:
     """An offset in milliseconds: a number >= 0, or None when absent."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    try:  # float() of an integer past a float's range is an OverflowError
+        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number) or number < 0:
         raise InvalidPayload(f"{name} must be a number of milliseconds >= 0")
-    return float(value)
+    return number
 
 
 def parse_utterance(item: Any, max_text_chars: int, start: Start | None) -> Utterance:
@@ -153,7 +157,15 @@ def parse_batch(payload: Any, max_text_chars: int, max_utterances: int = MAX_UTT
     ended = payload.get("end") or []
     if not isinstance(ended, list):
         raise InvalidPayload("end must be a list of conversation ids")
-    batch = Batch(ended=list(dict.fromkeys(check("end", Field("id"), cid, 0) for cid in ended)))
+    if len(ended) > max_utterances:  # each bad one is an error in the answer: keep the answer as bounded as the body
+        raise InvalidPayload(f"{len(ended)} ends in one body; the limit is {max_utterances}: send batches")
+    batch = Batch()
+    for position, cid in enumerate(ended):  # a bad id costs only its own end, as a bad utterance does
+        try:
+            batch.ended.append(check("end", Field("id"), cid, 0))
+        except CopilotError as error:
+            batch.refused.append({"end": position, "code": error.code, "message": str(error)})
+    batch.ended = list(dict.fromkeys(batch.ended))
     for index, item in enumerate(items):
         try:
             batch.utterances.append(parse_utterance(item, max_text_chars, start))

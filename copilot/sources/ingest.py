@@ -13,7 +13,7 @@ from copilot.security import Identity
 from copilot.sources.contract import Batch, Utterance, in_order, parse_batch
 
 # what a source should send again: the utterance may land then (the Kinesis consumer resends these)
-RESEND = frozenset({"rate_limited", "store_unavailable", "internal_error"})
+RESEND = frozenset({"rate_limited", "store_unavailable"})
 
 
 class Ingest:
@@ -32,7 +32,7 @@ class Ingest:
         """Apply the batch's utterances in order, then its ends; a refused or failed utterance is an error of its
         own and the rest carry on. Once the tenant's rate is spent, the rest are rate_limited (retry them: their
         ids make a repeat harmless). A conversation with an utterance that failed for a while (rate_limited,
-        store_unavailable, internal_error: a resend may land it) is not ended, so that the resend finds it open."""
+        store_unavailable: a resend may land it) is not ended, so that the resend finds it open."""
         index = {id(u): batch.position(n) for n, u in enumerate(batch.utterances)}
         applied = in_order(batch.utterances)
         replaced, repeats = self._dropped(batch.utterances, applied)

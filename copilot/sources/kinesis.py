@@ -23,6 +23,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from copilot.errors import InvalidPayload
+from copilot.sources.registry import options_from
+
 log = logging.getLogger("copilot.sources.kinesis")
 
 ROUTE = "/api/v1/sources/contact-lens"
@@ -170,7 +173,7 @@ class Relay:
 def _json(data: bytes) -> dict:
     try:
         answer = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     return answer if isinstance(answer, dict) else {}
 
@@ -349,7 +352,7 @@ class Consumer:
     def _relay(self, shard_id: str, records: list[dict]) -> bool:
         """Send one GetRecords batch until the server has taken all of it (True); False when stopping was asked
         while the server was away. One line per batch at INFO."""
-        tally, parts = Tally(), [records]
+        tally, parts, request_checked = Tally(), [records], False
         while parts:
             part = parts.pop(0)
             answer = self._post(shard_id, part)
@@ -358,7 +361,11 @@ class Consumer:
             status, body = answer
             if status == 200:
                 self._count(tally, shard_id, part, body)
-            elif len(part) > 1:
+                continue
+            if status == 400 and not request_checked:
+                request_checked = True
+                self._check_request(body)
+            if len(part) > 1:
                 parts[:0] = halves(part)  # find the record the server cannot read, and send the others
             else:
                 tally.skipped += 1
@@ -369,6 +376,17 @@ class Consumer:
                  records[-1]["SequenceNumber"], tally.accepted, tally.duplicates, tally.ignored, tally.started,
                  tally.ended, tally.errors, tally.skipped)
         return True
+
+    def _check_request(self, refused: dict) -> None:
+        """Stop when the server refuses even an empty batch: the 400 is about the consumer's own request (its
+        --option, its --server path), not a record, and skipping records for it would lose them all."""
+        try:
+            status, answer = self.relay.post([])
+        except OSError:
+            return  # the server is away: the batch is halved and each part retried as usual
+        if status == 400:
+            raise Stop(f"the server refuses every request ({_error_text(answer) or _error_text(refused)}) at "
+                       f"{self.relay.url}: fix --option or --server; nothing was skipped or checkpointed")
 
     def _post(self, shard_id: str, part: list[dict]) -> tuple[int, dict] | None:
         """POST one part until the server answers 200 (with nothing to resend) or 400/413; None when stopping
@@ -424,7 +442,7 @@ def _record_body(record: dict) -> Any:
     text = record["Data"].decode("utf-8", errors="replace")
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to read
         return text
 
 
@@ -468,6 +486,10 @@ def main(argv: list[str] | None = None) -> int:
     options = dict(o.split("=", 1) for o in args.option if "=" in o)
     if len(options) != len(args.option):
         parser().error("--option takes KEY=VALUE")
+    try:
+        options_from(options)  # as the server reads them, so a misspelt one stops here and not at every request
+    except InvalidPayload as e:
+        parser().error(f"--option: {e}")
     try:
         relay = Relay(args.server, args.token_file, os.environ.get("COPILOT_TOKEN", ""), options)
         checkpoints = Checkpoints.load(args.checkpoints or Path(f"kinesis-{args.stream}.json"), args.stream)

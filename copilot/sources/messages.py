@@ -6,13 +6,14 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from copilot.errors import CopilotError, InvalidPayload
 from copilot.protocol import ID
-from copilot.sources.contract import Batch, Start, Utterance, offset, refusal
+from copilot.sources.contract import MAX_UTTERANCES, Batch, Start, Utterance, offset, refusal
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ IGNORED = Read()
 
 
 def read_messages(payload: Any, options: Options, read: Callable[[dict, Options], Read]) -> Batch:
-    """The Batch of a body that is one source message or a list of them; `read` takes one message."""
+    """The Batch of a body that is one source message or a list of them; `read` takes one message. More than
+    MAX_UTTERANCES utterances refuse the whole body, as the generic contract does."""
     batch = Batch()
     for index, message in enumerate(payload if isinstance(payload, list) else [payload]):
         try:
@@ -48,7 +50,8 @@ def read_messages(payload: Any, options: Options, read: Callable[[dict, Options]
         except CopilotError as error:
             batch.refused.append(refusal(index, error))
             continue
-        except (TypeError, ValueError, AttributeError, KeyError) as error:  # a field of the wrong shape, deep down
+        # a field of the wrong shape deep down, a number too large to compute with, JSON nested too deep to read
+        except (TypeError, ValueError, AttributeError, KeyError, ArithmeticError, RecursionError) as error:
             shape = InvalidPayload(f"the message does not have the documented shape ({type(error).__name__}: {error})")
             batch.refused.append(refusal(index, shape))
             continue
@@ -58,6 +61,8 @@ def read_messages(payload: Any, options: Options, read: Callable[[dict, Options]
         batch.utterances += spoken
         batch.positions += [index] * len(spoken)
         batch.ended += got.ended
+        if len(batch.utterances) > MAX_UTTERANCES:
+            raise InvalidPayload(f"more than {MAX_UTTERANCES} utterances in one body: send batches")
     return batch
 
 
@@ -101,7 +106,12 @@ def utterance_id(*parts: Any) -> str:
 def seconds_ms(value: Any) -> float | None:
     """Seconds from the start of the audio (Deepgram, Transcribe) as milliseconds."""
     seconds = offset("the start or end time", value)
-    return None if seconds is None else round(seconds * 1000, 3)
+    if seconds is None:
+        return None
+    ms = round(seconds * 1000, 3)
+    if not math.isfinite(ms):  # a finite number of seconds can still be too many milliseconds for a float
+        raise InvalidPayload("the start or end time must be a number of seconds that fits in milliseconds")
+    return ms
 
 
 def channel_speaker(options: Options, index: Any) -> str:
@@ -126,5 +136,5 @@ def base64_json(data: Any) -> Any:
         raise InvalidPayload("the wrapped data must be a base64 string")
     try:
         return json.loads(base64.b64decode(data, validate=True))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):  # RecursionError: JSON nested too deep to read
         raise InvalidPayload("the wrapped data is not base64 of a JSON message") from None

@@ -8,12 +8,15 @@ import pytest
 from botocore.exceptions import ClientError
 
 from copilot.sources.kinesis import (
+    EXIT_FAILED,
     EXIT_REFUSED,
     Checkpoints,
     Consumer,
     Stop,
+    _record_body,
     backoff_s,
     halves,
+    main,
     read_to_end,
     ready,
     resend_wanted,
@@ -178,11 +181,34 @@ def test_an_expired_list_shards_page_token_lists_again_from_the_first_page(tmp_p
 def test_a_batch_the_server_cannot_read_is_halved_until_only_the_unreadable_record_is_left(tmp_path, caplog):
     kinesis = FakeKinesis({"s": {"records": ["a", "bad", "c"]}})
     relay = FakeRelay(*[lambda records: (400, {"error": {"code": "invalid_payload", "message": "no"}})
-                        if "bad" in records else None] * 4)
+                        if "bad" in records else None] * 6)
     consume(kinesis, relay, tmp_path / "cp.json", limit=3)
-    assert relay.posts == [["a", "bad", "c"], ["a"], ["bad", "c"], ["bad"], ["c"]]
+    # the empty batch after the first 400 asks whether the server would take any request: it would
+    assert relay.posts == [["a", "bad", "c"], [], ["a"], ["bad", "c"], ["bad"], ["c"]]
     assert "shard=s sequence=2 skipped" in caplog.text
     assert Checkpoints.load(tmp_path / "cp.json", "calls").sequences == {"s": "3"}
+
+
+def test_a_400_for_the_consumer_s_own_request_stops_it_without_skipping_or_checkpointing(tmp_path, caplog):
+    kinesis = FakeKinesis({"s": {"records": ["a", "b", "c"]}})
+    relay = FakeRelay(*[(400, {"error": {"code": "invalid_payload", "message": "no option qeue"}})] * 10)
+    _, code = consume(kinesis, relay, tmp_path / "cp.json", limit=3)
+    assert code == EXIT_FAILED and "the server refuses every request (invalid_payload: no option qeue)" in caplog.text
+    assert relay.posts == [["a", "b", "c"], []] and "sequence=1 skipped" not in caplog.text
+    assert Checkpoints.load(tmp_path / "cp.json", "calls").sequences == {}
+
+
+def test_a_misspelt_option_is_a_usage_error_before_anything_is_read(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["--stream", "calls", "--server", "http://copilot.test", "--token-file", str(tmp_path / "none"),
+              "--checkpoints", str(tmp_path / "cp.json"), "--option", "qeue=billing"])
+    assert stopped.value.code == 2 and "--option: no option qeue" in capsys.readouterr().err
+    assert not (tmp_path / "cp.json").exists()
+
+
+def test_a_record_nested_too_deep_to_read_is_sent_as_its_text():
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert _record_body({"SequenceNumber": "1", "Data": deep}) == deep.decode()
 
 
 def test_a_refused_token_stops_the_consumer_with_exit_code_3_and_no_checkpoint(tmp_path, caplog):

@@ -10,7 +10,7 @@ import pytest
 from copilot.errors import InvalidPayload
 from copilot.settings import InvalidSetting, Settings
 from copilot.sources import assemblyai, contact_lens, deepgram, google, transcribe, twilio
-from copilot.sources.contract import Start, in_order
+from copilot.sources.contract import MAX_UTTERANCES, Start, in_order
 from copilot.sources.registry import SOURCES, Options, options_from
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "sources"
@@ -192,6 +192,20 @@ def test_deepgram_names_the_utterance_by_request_channel_and_start_and_the_diari
     assert told.utterances[0].speaker == "customer"
 
 
+@pytest.mark.parametrize("start", [1e306, 10 ** 400])  # seconds that are more milliseconds than a float holds
+def test_deepgram_refuses_a_start_time_too_large_for_milliseconds_and_reads_the_rest(start):
+    mapped = deepgram.batch([results(), results(start=start)], Options(conversation_id="c-dg"))
+    assert [u.utterance_id for u in mapped.utterances] == ["r-1.ch0.1500"]
+    assert [(r["index"], r["code"]) for r in mapped.refused] == [(1, "invalid_payload")]
+
+
+def test_a_mapped_body_of_more_utterances_than_the_contract_allows_is_refused_whole():
+    finals = [results(start=n) for n in range(MAX_UTTERANCES)]
+    assert len(deepgram.batch(finals, Options(conversation_id="c-dg")).utterances) == MAX_UTTERANCES
+    with pytest.raises(InvalidPayload, match=str(MAX_UTTERANCES)):
+        deepgram.batch([*finals, results(start=MAX_UTTERANCES)], Options(conversation_id="c-dg"))
+
+
 def test_a_stream_that_names_no_call_needs_the_conversation_id_option():
     for mapper, message in ((deepgram.batch, results()), (assemblyai.batch, {"type": "Begin"}),
                             (transcribe.batch, {"TranscriptEvent": {"Transcript": {"Results": []}}})):
@@ -274,6 +288,15 @@ def test_google_names_the_message_format_setting_when_the_pub_sub_data_is_not_js
     proto = {"message": {"data": base64.b64encode(b"\x0a\x2cprojects/p/conversations/g-1\x10\x05").decode()}}
     refused = google.batch(proto, Options()).refused
     assert refused[0]["code"] == "invalid_payload" and "message_format JSON" in refused[0]["message"]
+
+
+@pytest.mark.parametrize("mapper, wrap", [(google.batch, lambda data: {"message": {"data": data}}),
+                                           (contact_lens.batch, lambda data: {"Data": data})])
+def test_json_nested_too_deep_inside_base64_is_one_refused_message(mapper, wrap):
+    deep = base64.b64encode(b"[" * 100_000 + b"]" * 100_000).decode()
+    mapped = mapper([wrap(deep), event(kind="CONVERSATION_FINISHED") if mapper is google.batch
+                     else lens(kind="COMPLETED")], Options())
+    assert [(r["index"], r["code"]) for r in mapped.refused] == [(0, "invalid_payload")] and len(mapped.ended) == 1
 
 
 def test_every_utterance_carries_the_start_the_options_give():

@@ -53,6 +53,7 @@ def test_an_utterance_start_overrides_the_body_start():
     (item(start_ms=-1), "invalid_payload"),
     (item(end_ms=True), "invalid_payload"),
     (item(start_ms=float("nan")), "invalid_payload"),
+    (item(end_ms=10 ** 400), "invalid_payload"),  # an integer past a float's range
     (item(confidence=0.9), "invalid_payload"),
     (item(start={"channel": "fax"}), "invalid_payload"),
     (item(start={"agent": "amy smith"}), "invalid_payload"),
@@ -75,7 +76,7 @@ def test_a_refusal_names_the_ids_it_could_read_and_never_echoes_a_bad_one():
 
 @pytest.mark.parametrize("body", [
     "utterances", 42, None, {"utterances": {"u-1": item()}}, {"utterances": [item()], "extra": 1},
-    {"start": {"channel": "fax"}, "utterances": [item()]}, {"end": "c-1"}, {"end": ["not an id"]}, {"end": [{}]},
+    {"start": {"channel": "fax"}, "utterances": [item()]}, {"end": "c-1"}, {"end": ["c-1"] * (MAX_UTTERANCES + 1)},
 ])
 def test_a_body_that_cannot_be_read_raises_invalid_payload_and_reads_nothing(body):
     with pytest.raises(InvalidPayload):
@@ -88,6 +89,13 @@ def test_more_utterances_than_the_limit_refuse_the_whole_body():
         parse_batch([item(f"u-{i}") for i in range(MAX_UTTERANCES + 1)], 4000)
     with pytest.raises(InvalidPayload):
         parse_batch([item(), item("u-2")], 4000, max_utterances=1)
+
+
+def test_a_bad_id_in_end_is_refused_by_its_position_and_the_rest_of_the_body_is_read():
+    batch = parse_batch({"utterances": [item()], "end": ["not an id", "c-1", {}]}, 4000)
+    assert [x.utterance_id for x in batch.utterances] == ["u-1"] and batch.ended == ["c-1"]
+    assert [(r["end"], r["code"]) for r in batch.refused] == [(0, "invalid_payload"), (2, "invalid_payload")]
+    assert all("index" not in r and "conversation_id" not in r and r["message"] for r in batch.refused)
 
 
 def test_an_end_only_body_is_read_and_repeated_ends_collapse():
