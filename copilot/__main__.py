@@ -17,7 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     token = commands.add_parser("token", help="print a signed token for a tenant, role and agent")
     token.add_argument("--tenant", required=True)
     token.add_argument("--role", choices=ROLES, default="agent",
-                       help="agent, lead or admin; integration for a system that only sends outcomes")
+                       help="agent, lead or admin; integration for a system that sends transcripts and outcomes, "
+                            "nothing else")
     token.add_argument("--agent", help="the agent's (or lead's, admin's) id; default: the role's name, "
                                        "e.g. 'lead' for --role lead")
     token.add_argument("--ttl", type=int, default=DEFAULT_TTL_S, help="seconds until it expires")

@@ -108,6 +108,9 @@ def post_twilio():
     """Twilio's Real-Time Transcription status callback. Twilio sends no bearer token: ?tenant= names the tenant,
     whose auth token must sign the request (X-Twilio-Signature), else invalid_signature and nothing lands."""
     tenant = request.args.get("tenant", "")
+    if not tenant:
+        raise InvalidSignature("name the tenant in the callback URL (?tenant=acme): its Twilio auth token, from "
+                               "COPILOT_TWILIO_AUTH_TOKENS, checks the signature")
     fields = form_fields()
     token = current_app.extensions.get(TWILIO_TOKENS, {}).get(tenant)
     if token is None or not twilio.valid_signature(public_url(), fields, token,

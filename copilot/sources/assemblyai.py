@@ -7,7 +7,9 @@ sends only a formatted one; with format_turns the formatted repeat of an unforma
 a transcript's partials share its `audio_start`. Both count from 0 again in each session, so a relay that reconnects
 mid-call names the session (?session=, the id of its Begin or SessionBegins message; one in the same body names it
 too). One stream is one speaker (?speaker=, customer by default: stream each side on its own); the relay names the
-call (?conversation_id=). Begin / SessionBegins carry no words; Termination / SessionTerminated end the call.
+call (?conversation_id=). Begin / SessionBegins carry no words. Termination / SessionTerminated end one side's
+stream, not the call (the other side's stream, or a reconnect, carries on): the relay ends the call with
+POST /api/v1/transcripts {"end": [id]}.
 """
 from __future__ import annotations
 
@@ -25,7 +27,6 @@ from copilot.sources.messages import (
     utterance,
 )
 
-ENDS = ("Termination", "SessionTerminated")
 BEGINS = {"Begin": "id", "SessionBegins": "session_id"}  # where each names its session
 
 
@@ -53,12 +54,10 @@ def batch(payload: Any, options: Options) -> Batch:
             begin = message.get("audio_start")
             return Read(utterances=[utterance(options, cid, key("rt", who, begin), who, message.get("text"),
                                               kind == "FinalTranscript", begin, message.get("audio_end"))])
-        if kind in ENDS:
-            return Read(ended=[cid])
         if not isinstance(kind, str):
             raise InvalidPayload("an AssemblyAI message names its type (v3) or message_type (v2)")
         if kind in BEGINS and isinstance(message.get(BEGINS[kind]), str) and message[BEGINS[kind]]:
             session[0] = message[BEGINS[kind]]
-        return IGNORED  # Begin, SessionBegins, SessionInformation
+        return IGNORED  # Begin, SessionBegins, SessionInformation, Termination, SessionTerminated
 
     return read_messages(payload, options, read)

@@ -161,6 +161,21 @@ class Relay:
         except HTTPException as e:  # a connection closed mid-answer
             raise OSError(repr(e)) from e
 
+    def check(self) -> None:
+        """Ask the server once, with an empty batch, before reading anything: a refused token stops the consumer
+        now (EXIT_REFUSED), not when the first contact's segments arrive hours later. A server that cannot be
+        reached yet is no reason to stop: the reads retry it."""
+        try:
+            status, answer = self.post([])
+        except OSError as e:
+            log.warning("the server cannot be reached yet (%s); starting anyway, batches retry it", e)
+            return
+        if status in (401, 403):
+            raise Stop(f"the server refused the token (HTTP {status} {_error_text(answer)}): give --token-file an "
+                       "integration token of the tenant (python -m copilot token --role integration)", EXIT_REFUSED)
+        if 400 <= status < 500:
+            raise Stop(f"the server refused an empty batch (HTTP {status} {_error_text(answer)}) at {self.url}")
+
     def token_changed(self) -> bool:
         """Read the token file again; whether it now holds another token."""
         if self.token_file is None:
@@ -493,10 +508,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         relay = Relay(args.server, args.token_file, os.environ.get("COPILOT_TOKEN", ""), options)
         checkpoints = Checkpoints.load(args.checkpoints or Path(f"kinesis-{args.stream}.json"), args.stream)
+        session = boto3.Session(region_name=args.region)
+        if session.get_credentials() is None:  # no call could ever succeed: say so instead of retrying for ever
+            raise Stop("no AWS credentials: boto3 found none in the environment (AWS_ACCESS_KEY_ID, ...), the "
+                       "shared files (AWS_PROFILE) or an instance role", EXIT_REFUSED)
         # our own retries with backoff, which a stop can interrupt, rather than botocore's
-        kinesis = boto3.client("kinesis", region_name=args.region, endpoint_url=args.endpoint_url,
-                               config=Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5,
-                                             read_timeout=30))
+        kinesis = session.client("kinesis", endpoint_url=args.endpoint_url,
+                                 config=Config(retries={"mode": "standard", "total_max_attempts": 1},
+                                               connect_timeout=5, read_timeout=30))
+        relay.check()
     except Stop as e:
         log.error("%s", e)
         return e.exit_code
