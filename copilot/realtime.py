@@ -472,6 +472,19 @@ def deliver_to_rooms(socketio: SocketIO, board: Callable[[BoardChange], None], r
     return reply.ack
 
 
+def admit_connection(socketio: SocketIO, tokens: Tokens, connections: Connections, metrics: Metrics, namespace: str,
+                     auth: Any, *roles: str) -> Identity:
+    """A connect to `namespace`: the token in `auth` of one of `roles` (else its error, which answer_errors turns
+    into connect_error data), counted in and out of the lobby."""
+    token = auth.get("token") if isinstance(auth, dict) else None
+    identity = tokens.verify(token)
+    identity.require(*roles)
+    connections.add(request.sid, identity)
+    joined(socketio, request.sid, True, namespace)
+    metrics.connections.labels("accepted").inc()
+    return identity
+
+
 def refuse_unknown_events(socketio: SocketIO, namespace: str, connections: Connections,
                           deliver: Callable[[Any], dict], refresh: Callable[[Any], dict], hint: str) -> None:
     """Answer any event the namespace lacks with unknown_event (and `hint`); it spends and waits its turn as a
@@ -492,12 +505,8 @@ def register(socketio: SocketIO, service: CopilotService, tokens: Tokens, metric
 
     @socketio.on("connect", namespace=NAMESPACE)
     def connect(auth: Any = None) -> None:
-        token = auth.get("token") if isinstance(auth, dict) else None
-        identity = tokens.verify(token)
-        identity.require("agent")  # an integration token sends transcripts through /ingest or REST, no sidebar
-        connections.add(request.sid, identity)
-        joined(socketio, request.sid, True)
-        metrics.connections.labels("accepted").inc()
+        # an integration token sends transcripts through /ingest or REST, and has no sidebar
+        admit_connection(socketio, tokens, connections, metrics, NAMESPACE, auth, "agent")
 
     @socketio.on("disconnect", namespace=NAMESPACE)
     def disconnect(*_: Any) -> None:

@@ -22,7 +22,15 @@ from copilot.floor_service import FloorReply, FloorService
 from copilot.metrics import Metrics
 from copilot.protocol import FLOOR_EVENTS
 from copilot.realtime import NAMESPACE as COPILOT
-from copilot.realtime import Connections, answer_errors, event_handler, joined, refresher, refuse_unknown_events
+from copilot.realtime import (
+    Connections,
+    admit_connection,
+    answer_errors,
+    event_handler,
+    joined,
+    refresher,
+    refuse_unknown_events,
+)
 from copilot.security import Identity, Tokens
 from copilot.settings import Settings
 
@@ -242,12 +250,7 @@ def register(socketio: SocketIO, service: FloorService, tokens: Tokens, metrics:
 
     @socketio.on("connect", namespace=NAMESPACE)
     def connect(auth: Any = None) -> None:
-        token = auth.get("token") if isinstance(auth, dict) else None
-        identity = tokens.verify(token)
-        identity.require("lead")  # an agent's token: forbidden, as connect_error data
-        connections.add(request.sid, identity)
-        joined(socketio, request.sid, True, NAMESPACE)
-        metrics.connections.labels("accepted").inc()
+        admit_connection(socketio, tokens, connections, metrics, NAMESPACE, auth, "lead")  # an agent's: forbidden
 
     @socketio.on("disconnect", namespace=NAMESPACE)
     def disconnect(*_: Any) -> None:

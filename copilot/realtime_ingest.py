@@ -10,7 +10,15 @@ from flask import Flask, request
 from flask_socketio import SocketIO
 
 from copilot.metrics import Metrics
-from copilot.realtime import Connections, answer_errors, event_handler, joined, refresher, refuse_unknown_events
+from copilot.realtime import (
+    Connections,
+    admit_connection,
+    answer_errors,
+    event_handler,
+    joined,
+    refresher,
+    refuse_unknown_events,
+)
 from copilot.security import Identity, Tokens
 from copilot.settings import Settings
 from copilot.sources.ingest import Ingest
@@ -24,12 +32,7 @@ def register(socketio: SocketIO, ingest: Ingest, tokens: Tokens, metrics: Metric
 
     @socketio.on("connect", namespace=NAMESPACE)
     def connect(auth: Any = None) -> None:
-        token = auth.get("token") if isinstance(auth, dict) else None
-        identity = tokens.verify(token)
-        identity.require(*ROLES)  # an agent's token: forbidden, as connect_error data
-        connections.add(request.sid, identity)
-        joined(socketio, request.sid, True, NAMESPACE)
-        metrics.connections.labels("accepted").inc()
+        admit_connection(socketio, tokens, connections, metrics, NAMESPACE, auth, *ROLES)  # an agent's: forbidden
 
     @socketio.on("disconnect", namespace=NAMESPACE)
     def disconnect(*_: Any) -> None:
