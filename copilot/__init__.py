@@ -106,6 +106,11 @@ def run(app: Flask) -> None:
             server.stop(timeout=1)
         gevent.signal_handler(signal.SIGINT, stop)
         server.serve_forever()
+    # The analytics loader's batch in progress ends (or is left to the next start) before the interpreter exits:
+    # at exit, tearing down its DuckDB connection interrupted the batch's query, which logged a traceback.
+    analytics = app.extensions.get("copilot.analytics")
+    if analytics is not None:
+        analytics.stop(timeout_s=5)
     print("stopped", file=sys.stderr, flush=True)
 
 

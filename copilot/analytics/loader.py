@@ -212,6 +212,8 @@ class Loader:
                 full = self.batch_once()[0] >= self.batch
                 failures = 0
             except Exception as error:  # noqa: BLE001 - the loader must outlive a store or Redis outage
+                if stop.is_set():  # the stop interrupted it (DuckDB's "Interrupted!"): redone at the next start
+                    return
                 failures += 1
                 if self.metrics is not None:
                     self.metrics.analytics_errors.inc()
