@@ -160,8 +160,10 @@ class CopilotService:
         integration, lead or admin), `agent`'s ("" unclaimed). An agent's start of a running unclaimed one claims
         it and answers as join does."""
         data = validate("conversation.start", payload, self.max_text_chars)
-        owner = who.agent if agent is None or who.role == "agent" else agent
-        owner = "" if who.role == "integration" and agent is None else owner
+        if who.role == "agent" or (agent is None and who.role != "integration"):
+            owner = who.agent  # an agent's own; a lead's or admin's that names no agent
+        else:
+            owner = agent or ""  # a source's: the agent it names, or unclaimed
         conv = Conversation(id=data["conversation_id"], tenant=who.tenant, agent=owner, channel=data["channel"],
                             queue=redact(data.get("queue", "")), customer_ref=redact(data.get("customer_ref", "")),
                             locale=data.get("locale", "en"), consent=data.get("consent", True), started_at=time.time())
@@ -381,10 +383,10 @@ class CopilotService:
         if who.role != "agent" or not engine.claimable(conv):
             return None
         now = time.time()
-        said = started or Conversation(id=conv.id, tenant=conv.tenant, agent=who.agent, channel=conv.channel)
+        said = (started.consent, started.queue, started.customer_ref) if started else (True, "", "")  # a join says none
 
         def change(c: Conversation):
-            if not engine.claim(c, who.agent, said.consent, said.queue, said.customer_ref):
+            if not engine.claim(c, who.agent, *said):
                 return ((c, None) if c.agent == who.agent else None), []  # claimed meanwhile, here or elsewhere
             events = [self._event(c, "conversation.claim", consent=c.consent)]
             return (c, self._board(c, now, events)), events

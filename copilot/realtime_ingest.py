@@ -21,10 +21,9 @@ from copilot.realtime import (
 )
 from copilot.security import Identity, Tokens
 from copilot.settings import Settings
-from copilot.sources.ingest import Ingest
+from copilot.sources.ingest import SENDERS, Ingest
 
 NAMESPACE = "/ingest"
-ROLES = ("integration", "lead")  # a lead's rank takes in admin
 
 
 def register(socketio: SocketIO, ingest: Ingest, tokens: Tokens, metrics: Metrics, connections: Connections) -> None:
@@ -32,7 +31,7 @@ def register(socketio: SocketIO, ingest: Ingest, tokens: Tokens, metrics: Metric
 
     @socketio.on("connect", namespace=NAMESPACE)
     def connect(auth: Any = None) -> None:
-        admit_connection(socketio, tokens, connections, metrics, NAMESPACE, auth, *ROLES)  # an agent's: forbidden
+        admit_connection(socketio, tokens, connections, metrics, NAMESPACE, auth, *SENDERS)  # an agent's: forbidden
 
     @socketio.on("disconnect", namespace=NAMESPACE)
     def disconnect(*_: Any) -> None:
@@ -46,7 +45,7 @@ def register(socketio: SocketIO, ingest: Ingest, tokens: Tokens, metrics: Metric
         return answer
 
     answer_errors(socketio, NAMESPACE, connections, metrics)
-    refresh = refresher(tokens, connections, *ROLES)
+    refresh = refresher(tokens, connections, *SENDERS)
     socketio.on_event("transcripts", event_handler(connections, transcripts, answered, refresh), namespace=NAMESPACE)
     socketio.on_event("token.refresh", event_handler(connections, None, answered, refresh), namespace=NAMESPACE)
 

@@ -19,11 +19,10 @@ from copilot.errors import InvalidPayload, InvalidSignature, PayloadTooLarge, Un
 from copilot.security import Identity, bearer
 from copilot.sources import twilio
 from copilot.sources.contract import Batch
-from copilot.sources.ingest import Ingest
+from copilot.sources.ingest import SENDERS, Ingest
 from copilot.sources.registry import SOURCES, options_from
 
 sources_api = Blueprint("sources", __name__, url_prefix="/api/v1")
-ROLES = ("integration", "lead")  # who may send transcripts; a lead's rank takes in admin
 INLINE_BYTES = 16 * 1024  # bodies up to this are parsed on the loop (well under a millisecond)
 
 
@@ -34,7 +33,7 @@ def ingest() -> Ingest:
 def caller() -> Identity:
     """The bearer token's identity, which must be an integration, a lead or an admin (else 401/403)."""
     who = current_app.extensions["copilot.tokens"].verify(bearer(request.headers.get("Authorization")))
-    who.require(*ROLES)
+    who.require(*SENDERS)
     return who
 
 

@@ -12,6 +12,7 @@ from copilot.errors import ConversationExists, CopilotError, InvalidSnippet, Rat
 from copilot.security import Identity
 from copilot.sources.contract import Batch, Utterance, in_order, parse_batch
 
+SENDERS = ("integration", "lead")  # the roles that may send transcripts, by REST or /ingest; a lead's rank takes in admin
 # what a source should send again: the utterance may land then (the Kinesis consumer resends these)
 RESEND = frozenset({"rate_limited", "store_unavailable"})
 
